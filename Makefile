@@ -1,0 +1,54 @@
+# Kiln: `make demo` (set up and run every concept end to end), `make dev` (Dagster UI + daemon),
+# `make test` (the suite, as CI runs it). Everything honours KILN_DATA_DIR, KILN_STORE_URI,
+# KILN_EXPORT_URI (see README.md).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 3000
+export KILN_DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+
+.PHONY: install demo dev test test-deps bench concepts clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+	@$(BIN)/python -m pipeline.cli home >/dev/null
+
+demo: install
+	$(BIN)/python -m pipeline.cli demo
+
+dev: install
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+# Outside judges the tests need: the Khronos glTF-Validator, gltfpack and three.js (npm),
+# Chromium for what a person would look at (Debian).
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-deps: install node_modules/.installed
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (Debian) for browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium'; }
+
+test: test-deps
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install node_modules/.installed
+	$(BIN)/python bench/reconstruct_bench.py
+	$(BIN)/python bench/lod_bench.py
+
+concepts: install
+	$(BIN)/python scripts/draw_concepts.py data/concepts
+
+clean:
+	rm -rf .dagster data/store data/exports

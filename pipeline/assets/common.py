@@ -1,0 +1,65 @@
+"""What every Kiln asset shares: the partitions, and metadata a technical artist reads at a glance."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any, Mapping
+
+import dagster as dg
+
+from ..storage import BlobStore
+
+game_assets = dg.DynamicPartitionsDefinition(name="game_assets")
+
+# Inline markdown in the Dagster UI renders only under 1,000 characters; a data-URI thumbnail must
+# stay well below that, so it is tiny and palette-quantized. The full-size preview is linked beside it.
+INLINE_MARKDOWN_LIMIT = 1000
+
+
+def thumbnail_markdown(png: bytes, alt: str, max_chars: int = INLINE_MARKDOWN_LIMIT - 100) -> str:
+    """The largest palette thumbnail (down from 48 px) whose markdown fits the inline limit."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as img:
+        img = img.convert("RGBA")
+        for side, colors in ((48, 32), (40, 24), (32, 16), (24, 12), (16, 8)):
+            thumb = img.copy()
+            thumb.thumbnail((side, side))
+            buf = io.BytesIO()
+            thumb.quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(buf, "PNG", optimize=True)
+            md = f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
+            if len(md) <= max_chars:
+                return md
+    return f"_{alt}: preview too detailed for an inline thumbnail_"
+
+
+def preview_metadata(store: BlobStore, png: bytes, alt: str) -> dict[str, dg.MetadataValue]:
+    """Inline thumbnail plus the full preview (stored as a blob) behind it."""
+    sha = store.put(png, "image/png")
+    big = f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+    return {
+        "preview": dg.MetadataValue.md(thumbnail_markdown(png, alt)),
+        "preview_large": dg.MetadataValue.md(big),
+        "preview_file": dg.MetadataValue.path(store.location(sha)),
+    }
+
+
+def bounds_metadata(lo, hi) -> dict[str, Any]:
+    size = [round(float(h - l), 4) for l, h in zip(lo, hi)]
+    return {
+        "bounds_min_m": [round(float(v), 4) for v in lo],
+        "bounds_max_m": [round(float(v), 4) for v in hi],
+        "size_m": size,
+    }
+
+
+def md_table(headers: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def lineage_metadata(lineage: Mapping[str, Any]) -> dict[str, dg.MetadataValue]:
+    """The chain of hashes from this artifact back to the concept images, as metadata."""
+    return {"lineage": dg.MetadataValue.json(dict(lineage))}

@@ -1,0 +1,80 @@
+"""`concept_art`: the concept folder of one game asset, read, checked and stored by content hash."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from .. import concepts, settings
+from ..resources import KilnStorage
+from .common import game_assets, lineage_metadata, md_table, preview_metadata
+
+
+@dg.asset(
+    partitions_def=game_assets,
+    group_name="concepts",
+    kinds={"image"},
+    code_version="1",
+    description=(
+        "The concept folder `concepts/<asset_id>/`: 1-5 views in file-name order (the first seeds the "
+        "materials), an optional `model.glb` to import and an optional `asset.toml`. Every file is "
+        "checked and stored in the blob store by sha256; the data version is the folder's content hash, "
+        "so changed art marks everything downstream stale.\n\n"
+        "If it fails: the error names the folder and file. Fix or remove that file (corrupt or "
+        "non-image files, more than 5 images, an invalid asset.toml) and re-materialize."
+    ),
+)
+def concept_art(context: dg.AssetExecutionContext, storage: KilnStorage) -> dg.Output[dict]:
+    asset_id = context.partition_key
+    folder = settings.concepts_dir() / asset_id
+    try:
+        concept = concepts.load(folder)
+    except concepts.ConceptError as exc:
+        raise dg.Failure(description=f"asset {asset_id}: {exc}", allow_retries=False) from None
+    except OSError as exc:
+        raise dg.Failure(description=f"asset {asset_id}: concept folder {folder} cannot be read: {exc}",
+                         allow_retries=False) from None
+
+    store = storage.blob_store()
+    views = []
+    for view in concept.views:
+        sha = store.put(view.data, view.mime_type)
+        views.append({"file": view.name, "sha256": sha, "mime_type": view.mime_type,
+                      "width": view.width, "height": view.height, "has_alpha": view.has_alpha})
+    model_sha = store.put(concept.model_glb, "model/gltf-binary") if concept.model_glb else None
+
+    manifest = {
+        "asset_id": asset_id,
+        "folder": str(folder),
+        "content_hash": concept.content_hash,
+        "views": views,
+        "model_glb_sha256": model_sha,
+        "settings": concept.settings,
+    }
+    metadata: dict = {
+        "content_hash": concept.content_hash,
+        "views": md_table(["view", "file", "size", "alpha", "sha256"],
+                          [[i, v["file"], f"{v['width']}x{v['height']}", v["has_alpha"], v["sha256"][:16]]
+                           for i, v in enumerate(views)]) if views else "none",
+        "view_count": len(views),
+        "source_sha256": [v["sha256"] for v in views] + ([model_sha] if model_sha else []),
+        "model_glb_sha256": model_sha or "none",
+        "settings": dg.MetadataValue.json(concept.settings),
+        "folder": dg.MetadataValue.path(str(folder)),
+        **lineage_metadata({"concept_hash": concept.content_hash, "view_sha256": [v["sha256"] for v in views]}),
+    }
+    if concept.views:
+        metadata.update(preview_metadata(store, _as_png(concept.views[0].data), f"{asset_id} front view"))
+    return dg.Output(manifest, data_version=dg.DataVersion(concept.content_hash), metadata=metadata)
+
+
+def _as_png(data: bytes) -> bytes:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        img = img.convert("RGBA")
+        img.thumbnail((256, 256))
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        return buf.getvalue()

@@ -1,0 +1,120 @@
+"""`engine_export`: engine-ready packages per profile, published as an immutable version."""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import dagster as dg
+from pydantic import Field
+
+from ..export.profiles import DEFAULT_PROFILES, PROFILES, ExportInput, ExportLevel, build_profile, version_for
+from ..export.publish import publish
+from ..geometry.glb import read_glb
+from ..geometry.render import preview_png
+from ..resources import KilnStorage
+from ..settings import KILN_VERSION
+from .common import game_assets, lineage_metadata, md_table, preview_metadata
+
+
+class ExportConfig(dg.Config):
+    """Which engine packages to publish for this run."""
+
+    profiles: Optional[list[str]] = Field(
+        default=None,
+        description=f"Export profiles, any of {', '.join(PROFILES)}. Default: asset.toml `profiles`, else "
+        f"{', '.join(DEFAULT_PROFILES)}.",
+    )
+
+
+@dg.asset(
+    partitions_def=game_assets,
+    group_name="export",
+    kinds={"glb"},
+    code_version="1",
+    description=(
+        "Engine-ready packages (web: one meshopt-compressed GLB with MSFT_lod; unity: LOD-group nodes; "
+        "unreal: a GLB per level plus UCX collision; godot: LOD0 plus -col collision), each with a "
+        "manifest.json and preview, published to KILN_EXPORT_URI under `<asset>/<version>/<profile>/`. "
+        "A published version is never overwritten; `latest.json` moves last. Each GLB's asset.extras "
+        "carries the provenance back to the concept images.\n\n"
+        "If it fails: an S3 error means check credentials/endpoint (nothing was marked published); "
+        "an unknown profile is refused before anything is written."
+    ),
+)
+def engine_export(context: dg.AssetExecutionContext, config: ExportConfig, storage: KilnStorage,
+                  lod_chain: dict) -> dg.Output[dict]:
+    asset_id = context.partition_key
+    store = storage.blob_store()
+    profiles = list(config.profiles or lod_chain["settings"].get("profiles") or DEFAULT_PROFILES)
+    unknown = [p for p in profiles if p not in PROFILES]
+    if unknown:
+        raise dg.Failure(description=f"asset {asset_id}: unknown export profile(s) {unknown}; choose from {list(PROFILES)}",
+                         allow_retries=False)
+    started = time.monotonic()
+    level_glbs = {lv["level"]: store.get(lv["glb_sha256"]) for lv in lod_chain["levels"]}
+    levels = [ExportLevel(level=lv["level"], model=read_glb(level_glbs[lv["level"]]), triangles=lv["triangles"],
+                          error_m=lv["error_m"], screen_size=lv["screen_size"]) for lv in lod_chain["levels"]]
+    lineage = lod_chain["lineage"]
+    provenance = {
+        "asset_id": asset_id,
+        "concept_sha256": lineage["view_sha256"],
+        "concept_hash": lineage["concept_hash"],
+        "provider": lineage["provider"],
+        "provider_model": lineage["provider_model"],
+        "job_id": lineage["job_id"],
+        "raw_model_sha256": lineage["raw_glb_sha256"],
+        "model_sha256": lineage["glb_sha256"],
+        "lod_sha256": lineage["lod_sha256"],
+        "kiln_version": KILN_VERSION,
+    }
+    version = version_for(lineage["lod_sha256"], profiles)
+    preview = preview_png(levels[0].model, 512)
+    inp = ExportInput(
+        asset_id=asset_id,
+        version=version,
+        levels=levels,
+        provenance=provenance,
+        preview_png=preview,
+        provider=lod_chain["provider"],
+        cost_usd=float(lod_chain["cost_usd"]),
+        category=lod_chain["category"],
+    )
+    files = {profile: build_profile(inp, profile) for profile in profiles}
+    result = publish(storage.export_target(), asset_id, version, files, level_glbs,
+                     source_sha256=lineage["concept_hash"], extra=_latest_extra(lod_chain, provenance))
+    elapsed = time.monotonic() - started
+
+    exports = {p: {"files": [f for f in result.files if f["profile"] == p]} for p in profiles}
+    manifest = {
+        "asset_id": asset_id,
+        "version": version,
+        "profiles": profiles,
+        "latest_uri": result.latest_uri,
+        "already_published": result.already_published,
+        "exports": exports,
+        "lineage": {**lineage, "version": version},
+    }
+    metadata = {
+        "version": version,
+        "profiles": profiles,
+        "already_published": result.already_published,
+        "files": md_table(["profile", "file", "KB", "sha256"],
+                          [[f["profile"], f["uri"], round(f["bytes"] / 1024, 1), f["sha256"][:16]] for f in result.files]),
+        "latest": dg.MetadataValue.path(result.latest_uri),
+        "export_s": round(elapsed, 3),
+        "triangles_per_level": [lv.triangles for lv in levels],
+        **preview_metadata(store, preview, f"{asset_id} LOD0"),
+        **lineage_metadata({**lineage, "version": version}),
+    }
+    return dg.Output(manifest, metadata=metadata)
+
+
+def _latest_extra(lod_chain: dict, provenance: dict) -> dict:
+    return {
+        "provider": lod_chain["provider"],
+        "cost_usd": lod_chain["cost_usd"],
+        "category": lod_chain["category"],
+        "provenance": provenance,
+        "lods": [{k: lv[k] for k in ("level", "triangles", "error_m", "screen_size")} for lv in lod_chain["levels"]],
+    }

@@ -1,0 +1,150 @@
+"""`generated_model`: the 3D model for one game asset, from a provider, normalized for the LOD chain."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Optional
+
+import dagster as dg
+from pydantic import Field
+
+from ..categories import category as category_defaults
+from ..geometry.glb import GlbError, read_glb, write_glb
+from ..geometry.normalize import normalize
+from ..geometry.render import preview_png
+from ..providers import DEFAULT_PROVIDER, PROVIDERS, GenerationRequest, ImageInput, ProviderError, make_provider
+from ..providers.runner import generate
+from ..resources import KilnStorage
+from .common import bounds_metadata, game_assets, lineage_metadata, preview_metadata
+
+
+class GenerateConfig(dg.Config):
+    """What an artist changes when re-generating one asset from the launchpad."""
+
+    provider: Optional[str] = Field(
+        default=None,
+        description="Provider for this run: " + ", ".join(PROVIDERS) + ". Default: asset.toml `provider`, "
+        "else `import` when the folder has a model.glb, else `local` (offline).",
+    )
+    seed: Optional[int] = Field(default=None, description="Generation seed (overrides asset.toml `seed`).")
+    base_url: Optional[str] = Field(default=None, description="Provider base URL (default: the vendor's, or KILN_<PROVIDER>_BASE_URL).")
+    tier: Optional[str] = Field(default=None, description="Provider quality tier, where the provider has tiers.")
+    resolution: Optional[int] = Field(default=None, description="`local` only: reconstruction grid resolution (higher = more triangles).")
+
+
+@dg.asset(
+    partitions_def=game_assets,
+    group_name="generation",
+    kinds={"glb"},
+    code_version="1",
+    description=(
+        "The game asset's 3D model: generated from the concept views by the chosen provider (`local` "
+        "reconstructs offline; vendors are paid per generation and never billed twice for the same "
+        "inputs), or the folder's own `model.glb`. Normalized: welded, degenerate triangles and tiny "
+        "floating pieces removed, meters, +Y up, pivot at the bottom centre.\n\n"
+        "If it fails: read the error. Bad concept art is named by file; a vendor error carries the "
+        "vendor's message (check the API key variable and balance); a budget error means raise "
+        "`max_spend_usd` or wait for the next run."
+    ),
+)
+def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, storage: KilnStorage,
+                    concept_art: dict) -> dg.Output[dict]:
+    asset_id = context.partition_key
+    store = storage.blob_store()
+    toml = concept_art["settings"]
+    cat_name = toml.get("category", "prop")
+    try:
+        cat = category_defaults(cat_name)
+    except ValueError as exc:
+        raise dg.Failure(description=f"asset {asset_id}: file asset.toml: {exc}", allow_retries=False) from None
+    model_sha = concept_art.get("model_glb_sha256")
+    default = "import" if model_sha and not toml.get("provider") else DEFAULT_PROVIDER
+    provider_name = config.provider or toml.get("provider") or default
+    options = dict(toml.get("options", {}))
+    for key in ("tier", "resolution"):
+        if getattr(config, key) is not None:
+            options[key] = getattr(config, key)
+    seed = config.seed if config.seed is not None else toml.get("seed")
+    request = GenerationRequest(
+        asset_id=asset_id,
+        images=tuple(ImageInput(v["file"], store.get(v["sha256"]), v["sha256"], v["mime_type"], v["has_alpha"])
+                     for v in concept_art["views"]),
+        prompt=toml.get("prompt"),
+        category=cat_name,
+        height_m=toml.get("height_m"),
+        seed=seed,
+        view_angles=tuple(str(a) for a in toml.get("views", [])),
+        options=options,
+        model_glb=store.get(model_sha) if model_sha else None,
+    )
+    started = time.monotonic()
+    try:
+        provider = make_provider(provider_name, base_url=config.base_url, options=options)
+        gen = generate(provider, request, store, log=context.log.info)
+    except ProviderError as exc:
+        raise dg.Failure(description=f"asset {asset_id}: {exc}",
+                         allow_retries=getattr(exc, "retryable", False)) from None
+    generated_s = time.monotonic() - started
+
+    try:
+        raw = read_glb(gen.glb)
+    except GlbError as exc:
+        raise dg.Failure(description=f"asset {asset_id}: provider {provider_name} returned an unreadable GLB: {exc}") from None
+    target_height = toml.get("height_m") or (None if provider_name == "import" else cat.height_m)
+    model, report = normalize(raw, target_height_m=target_height)
+    model.name = asset_id
+    glb = write_glb(model, asset_extras={"asset_id": asset_id, "raw_glb_sha256": gen.glb_sha256})
+    sha = store.put(glb, "model/gltf-binary")
+    lo, hi = model.bounds()
+    lineage = {
+        "concept_hash": concept_art["content_hash"],
+        "view_sha256": [v["sha256"] for v in concept_art["views"]],
+        "model_glb_sha256": model_sha,
+        "provider": provider_name,
+        "provider_model": gen.model,
+        "job_id": gen.job_id,
+        "request_hash": gen.request_hash,
+        "params": gen.params,
+        "raw_glb_sha256": gen.glb_sha256,
+        "glb_sha256": sha,
+    }
+    manifest = {
+        "asset_id": asset_id,
+        "category": cat_name,
+        "settings": toml,
+        "glb_sha256": sha,
+        "raw_glb_sha256": gen.glb_sha256,
+        "provider": provider_name,
+        "cost_usd": gen.cost_usd,
+        "triangles": model.triangle_count,
+        "vertices": model.vertex_count,
+        "lineage": lineage,
+    }
+    metadata = {
+        "provider": provider_name,
+        "provider_model": gen.model,
+        "job_id": gen.job_id,
+        "reused_previous_generation": gen.reused,
+        "cost_usd": dg.MetadataValue.float(float(gen.cost_usd)),
+        "seed": seed if seed is not None else "default",
+        "triangles": model.triangle_count,
+        "vertices": model.vertex_count,
+        "raw_triangles": raw.triangle_count,
+        "glb_bytes": len(glb),
+        "raw_glb_bytes": len(gen.glb),
+        **bounds_metadata(lo, hi),
+        "normalize": dg.MetadataValue.json(_jsonable(report)),
+        "generation_s": round(generated_s, 3),
+        **{f"provider_{k}": v for k, v in gen.timings.items()},
+        "glb_file": dg.MetadataValue.path(store.location(sha)),
+        **preview_metadata(store, preview_png(model, 256), f"{asset_id} generated model"),
+        **lineage_metadata(lineage),
+    }
+    return dg.Output(manifest, metadata=metadata)
+
+
+def _jsonable(report) -> dict:
+    if dataclasses.is_dataclass(report):
+        return dataclasses.asdict(report)
+    return dict(report) if isinstance(report, dict) else {"report": str(report)}

@@ -1,0 +1,121 @@
+"""`lod_chain`: decimated, optimized LOD levels with measured error and switch distances."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from typing import Optional
+
+import dagster as dg
+from pydantic import Field
+
+from ..geometry.glb import read_glb, write_glb
+from ..geometry.lod import CATEGORY_BUDGETS, LodBudget, build_lod_chain
+from ..resources import KilnStorage
+from .common import game_assets, lineage_metadata, md_table
+
+LOD_CODE_VERSION = "1"  # bump when the chain's output changes for the same input and budget
+
+
+class LodConfig(dg.Config):
+    """LOD budget overrides for this run (else asset.toml `[lod]`, else the category's budget)."""
+
+    lod0_triangles: Optional[int] = Field(default=None, description="Triangle budget for LOD0.")
+    ratios: Optional[list[float]] = Field(
+        default=None, description="Triangle ratio of each further level relative to LOD0, e.g. [0.5, 0.25, 0.125]."
+    )
+
+
+def resolve_budget(category: str, toml_lod: dict, config: LodConfig) -> LodBudget:
+    base = CATEGORY_BUDGETS.get(category, CATEGORY_BUDGETS["prop"])
+    overrides = {k: v for k, v in toml_lod.items() if k in ("lod0_triangles", "ratios")}
+    if config.lod0_triangles is not None:
+        overrides["lod0_triangles"] = config.lod0_triangles
+    if config.ratios is not None:
+        overrides["ratios"] = config.ratios
+    if "ratios" in overrides:
+        overrides["ratios"] = tuple(float(r) for r in overrides["ratios"])
+    return dataclasses.replace(base, **overrides)
+
+
+@dg.asset(
+    partitions_def=game_assets,
+    group_name="lods",
+    kinds={"glb"},
+    code_version=LOD_CODE_VERSION,
+    description=(
+        "The LOD chain: LOD0 within the category's triangle budget, then each level simplified by "
+        "meshoptimizer (attribute-aware; sloppy only for the farthest levels, flagged in metadata), "
+        "with vertex cache/overdraw/fetch optimization, textures downscaled per level, the measured "
+        "surface error in meters and the screen size at which the level may be shown.\n\n"
+        "If a check fails: lower the budget or change the ratios (launchpad `lod_chain` config or "
+        "asset.toml `[lod]`), or fix the source model; a failed blocking check stops the export."
+    ),
+)
+def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: KilnStorage,
+              generated_model: dict) -> dg.Output[dict]:
+    asset_id = context.partition_key
+    store = storage.blob_store()
+    budget = resolve_budget(generated_model["category"], generated_model["settings"].get("lod", {}), config)
+    budget_json = json.dumps(dataclasses.asdict(budget), sort_keys=True)
+    key = hashlib.sha256(f"{generated_model['glb_sha256']}|{budget_json}|{LOD_CODE_VERSION}".encode()).hexdigest()
+    record = f"lod_chains/{key}.json"
+
+    started = time.monotonic()
+    cached = store.get_record(record)
+    if cached:
+        levels = json.loads(cached)
+        context.log.info(f"reusing the LOD chain built earlier for the same model and budget ({key[:12]})")
+    else:
+        model = read_glb(store.get(generated_model["glb_sha256"]))
+        levels = []
+        for lod in build_lod_chain(model, budget):
+            lod.model.name = f"{asset_id}_LOD{lod.level}"
+            glb = write_glb(lod.model, asset_extras={"asset_id": asset_id, "lod": lod.level})
+            levels.append({
+                "level": lod.level,
+                "glb_sha256": store.put(glb, "model/gltf-binary"),
+                "bytes": len(glb),
+                "triangles": lod.triangles,
+                "vertices": lod.vertices,
+                "error_m": float(lod.error_m),
+                "error_mean_m": float(lod.error_mean_m),
+                "error_estimate_m": float(lod.error_estimate_m),
+                "screen_size": float(lod.screen_size),
+                "method": lod.method,
+                "texture_size": lod.texture_size,
+            })
+        store.put_record(record, json.dumps(levels, sort_keys=True).encode())
+    elapsed = time.monotonic() - started
+
+    lineage = {**generated_model["lineage"], "lod_key": key, "budget": dataclasses.asdict(budget),
+               "lod_sha256": [lv["glb_sha256"] for lv in levels]}
+    manifest = {
+        "asset_id": asset_id,
+        "category": generated_model["category"],
+        "settings": generated_model["settings"],
+        "provider": generated_model["provider"],
+        "cost_usd": generated_model["cost_usd"],
+        "source_glb_sha256": generated_model["glb_sha256"],
+        "budget": dataclasses.asdict(budget),
+        "levels": levels,
+        "lineage": lineage,
+    }
+    metadata = {
+        "levels": md_table(
+            ["LOD", "triangles", "vertices", "error (mm)", "screen size", "method", "texture", "KB"],
+            [[lv["level"], lv["triangles"], lv["vertices"], round(lv["error_m"] * 1000, 2), round(lv["screen_size"], 3),
+              lv["method"], lv["texture_size"] or "-", round(lv["bytes"] / 1024, 1)] for lv in levels]),
+        "triangles_per_level": [lv["triangles"] for lv in levels],
+        "error_m_per_level": [round(lv["error_m"], 6) for lv in levels],
+        "screen_size_per_level": [round(lv["screen_size"], 4) for lv in levels],
+        "sloppy_levels": [lv["level"] for lv in levels if lv["method"] == "sloppy"],
+        "budget": dg.MetadataValue.json(dataclasses.asdict(budget)),
+        "total_bytes": sum(lv["bytes"] for lv in levels),
+        "lod_s": round(elapsed, 3),
+        "reused_previous_chain": bool(cached),
+        **lineage_metadata(lineage),
+    }
+    return dg.Output(manifest, metadata=metadata)

@@ -1,0 +1,78 @@
+"""Asset checks: each says what it measured and the limit, and blocks what would ship a broken asset.
+
+The measurements themselves live in `pipeline.geometry.validate`; this module only turns findings
+into Dagster check results. Blocking checks stop `engine_export` in the same run; across runs the
+export's automation condition waits for them (`all_deps_blocking_checks_passed`).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import dagster as dg
+
+from .assets.generation import generated_model
+from .assets.lods import lod_chain
+from .geometry import validate
+from .resources import KilnStorage
+
+
+def _result(findings: Iterable[validate.Finding], **extra) -> dg.AssetCheckResult:
+    findings = list(findings)
+    failed = [f for f in findings if not f.passed]
+    errors = [f for f in failed if f.severity == "error"]
+    rows = "\n".join(
+        f"| {'pass' if f.passed else 'FAIL'} | {f.name} | {f.measured} | {f.limit} | {f.message} |" for f in findings
+    )
+    return dg.AssetCheckResult(
+        passed=not errors,
+        severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
+        description="; ".join(f.message for f in failed) or "all measurements within limits",
+        metadata={
+            "findings": dg.MetadataValue.md("| result | check | measured | limit | detail |\n|---|---|---|---|---|\n" + rows),
+            "failed": [f.name for f in failed],
+            **extra,
+        },
+    )
+
+
+@dg.asset_check(
+    asset=generated_model,
+    blocking=True,
+    description=(
+        "The generated (normalized) GLB is structurally valid (container, accessors, buffers, index "
+        "ranges, min/max), has normals and finite UVs, PBR metallic-roughness materials, power-of-two "
+        "textures and a bounding box plausible for its category.\n\n"
+        "If it fails: the findings table names the measurement and its limit; re-generate with another "
+        "seed or provider, or fix the imported model.glb / the category in asset.toml."
+    ),
+)
+def generated_model_valid(storage: KilnStorage, generated_model: dict) -> dg.AssetCheckResult:
+    data = storage.blob_store().get(generated_model["glb_sha256"])
+    return _result(validate.validate_glb(data, category=generated_model["category"]))
+
+
+@dg.asset_check(
+    asset=lod_chain,
+    blocking=True,
+    description=(
+        "Every LOD level's GLB is valid (structure, index ranges, no degenerate triangles, unit normals, "
+        "finite UVs, power-of-two textures within limits, PBR materials), triangle counts fall level by "
+        "level and LOD0 meets the budget.\n\n"
+        "If it fails: lower the budget or adjust the ratios (launchpad or asset.toml `[lod]`)."
+    ),
+)
+def lod_levels_valid(storage: KilnStorage, lod_chain: dict) -> dg.AssetCheckResult:
+    store = storage.blob_store()
+    findings: list[validate.Finding] = []
+    for lv in lod_chain["levels"]:
+        for f in validate.validate_glb(store.get(lv["glb_sha256"]), category=lod_chain["category"]):
+            f.name = f"LOD{lv['level']} {f.name}"
+            findings.append(f)
+    counts = [lv["triangles"] for lv in lod_chain["levels"]]
+    findings.append(validate.check_triangles_fall(counts))
+    findings.append(validate.check_budget(counts[0], lod_chain["budget"]["lod0_triangles"]))
+    return _result(findings, triangles_per_level=counts)
+
+
+ALL_CHECKS = [generated_model_valid, lod_levels_valid]

@@ -1,0 +1,125 @@
+"""`python -m pipeline.cli demo`: materialize every concept folder end to end and print a summary.
+
+This is what `make demo` runs. It uses the real Dagster instance in $DAGSTER_HOME (default
+`./.dagster`, SQLite), so the runs and their metadata show up in `make dev` afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ensure_dagster_home() -> Path:
+    """Use $DAGSTER_HOME, or the project-local `.dagster/` seeded with the repo's dagster.yaml."""
+    configured = os.environ.get("DAGSTER_HOME")
+    home = Path(configured or ROOT / ".dagster").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    target = home / "dagster.yaml"
+    source = ROOT / "dagster.yaml"
+    # A team's own DAGSTER_HOME keeps its own dagster.yaml (e.g. PostgreSQL); only seed a missing one
+    # or refresh the project-local copy.
+    project_home = (ROOT / ".dagster").resolve()
+    if not target.exists() or (home == project_home and target.read_bytes() != source.read_bytes()):
+        shutil.copyfile(source, target)
+    return home
+
+
+def _failure_message(result) -> str:
+    messages = []
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            data = event.event_specific_data
+            if getattr(data, "user_failure_data", None) and data.user_failure_data.description:
+                messages.append(data.user_failure_data.description)
+            elif getattr(data, "error", None):
+                messages.append(data.error.message.strip().splitlines()[-1])
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                messages.append(f"check {evaluation.check_name} failed: {evaluation.description or ''}")
+    return "; ".join(messages) or "run failed (see the Dagster UI for details)"
+
+
+def demo(args: argparse.Namespace) -> int:
+    ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    from . import concepts, settings
+    from .definitions import defs
+    from .export.publish import open_target, read_latest
+
+    concepts_dir = settings.concepts_dir()
+    found, skipped = concepts.scan(concepts_dir)
+    for name, reason in skipped:
+        print(f"skipped {name}: {reason}")
+    if not found:
+        print(f"no concept folders in {concepts_dir}", file=sys.stderr)
+        return 1
+    instance = DagsterInstance.get()
+    existing = set(instance.get_dynamic_partitions("game_assets"))
+    new = [f.asset_id for f in found if f.asset_id not in existing]
+    if new:
+        instance.add_dynamic_partitions("game_assets", new)
+
+    job = defs.get_job_def("kiln_asset_job")
+    failures: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    for folder in found:
+        t0 = time.monotonic()
+        print(f"materializing {folder.asset_id} ...", flush=True)
+        result = job.execute_in_process(partition_key=folder.asset_id, instance=instance, raise_on_error=False,
+                                        tags={"kiln/source": "demo"})
+        timings[folder.asset_id] = time.monotonic() - t0
+        if not result.success:
+            failures[folder.asset_id] = _failure_message(result)
+    catalog_result = defs.get_job_def("kiln_catalog_job").execute_in_process(instance=instance, raise_on_error=False)
+    if not catalog_result.success:
+        failures["catalog"] = _failure_message(catalog_result)
+
+    target = open_target(settings.export_uri())
+    rows = []
+    for folder in found:
+        latest = None if folder.asset_id in failures else read_latest(target, folder.asset_id)
+        if latest is None:
+            rows.append([folder.asset_id, "-", "FAILED", failures.get(folder.asset_id, "not published")])
+            continue
+        tris = " / ".join(str(lv["triangles"]) for lv in latest["lods"])
+        rows.append([folder.asset_id, latest["provider"], tris, latest.get("uri") or latest.get("version_uri", "")])
+    headers = ["asset", "provider", "triangles per LOD", "export"]
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(4)]
+    print()
+    for row in [headers, ["-" * w for w in widths], *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    print(f"\n{len(found) - len([f for f in found if f.asset_id in failures])}/{len(found)} assets exported "
+          f"in {time.monotonic() - started:.1f} s; catalog: {Path(settings.export_uri()) / 'catalog.json'}")
+    for name, message in failures.items():
+        print(f"FAILED {name}: {message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"failures": failures, "timings_s": timings}))
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.cli", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_demo = sub.add_parser("demo", help="materialize every concept folder end to end and print a summary")
+    p_demo.add_argument("--json", action="store_true", help="also print failures and timings as JSON")
+    p_demo.set_defaults(func=demo)
+    sub.add_parser("home", help="prepare $DAGSTER_HOME and print it").set_defaults(
+        func=lambda _a: print(ensure_dagster_home()) or 0)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""`local`: Kiln's own offline reconstruction from the concept views (no network, no cost).
+
+One view is inflated from its silhouette; a turnaround set is carved into a textured visual hull
+(`pipeline.geometry.reconstruct`). The work happens inside `submit`, so the runner stores and
+reuses the result exactly as it does for a paid vendor job.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..categories import category
+from ..geometry.glb import write_glb
+from ..settings import KILN_VERSION
+from .base import GenerationRequest, JobHandle, JobStatus, ProviderError
+
+
+class LocalProvider:
+    name = "local"
+    model = "kiln-reconstruct"
+
+    def __init__(self, *, base_url: str | None = None, options: dict[str, Any] | None = None):
+        self.options = dict(options or {})
+
+    def params(self, request: GenerationRequest) -> dict[str, Any]:
+        if not request.images:
+            raise ProviderError(
+                f"asset {request.asset_id}: the local provider needs at least one concept image "
+                "(text-to-3D needs a remote provider such as runware)"
+            )
+        cat = category(request.category)
+        opts = {**self.options, **request.options}
+        params: dict[str, Any] = {
+            "height_m": float(request.height_m or cat.height_m),
+            "thickness": float(opts.get("thickness", cat.thickness)),
+            "roughness": float(opts.get("roughness", 0.8)),
+            "kiln_version": KILN_VERSION,
+        }
+        for key in ("resolution", "texture_size"):
+            if opts.get(key) is not None:
+                params[key] = int(opts[key])
+        return params
+
+    def cost_usd(self, params: dict[str, Any]) -> float:
+        return 0.0
+
+    def submit(self, request: GenerationRequest, request_hash: str) -> JobHandle:
+        from ..geometry.reconstruct import ReconstructionConfig, reconstruct
+
+        params = self.params(request)
+        config = ReconstructionConfig(**{k: v for k, v in params.items() if k != "kiln_version"})
+        started = time.time()
+        try:
+            model = reconstruct([(v.name, v.data) for v in request.images], config,
+                                angles=list(request.view_angles) or None)
+        except ValueError as exc:
+            raise ProviderError(f"asset {request.asset_id}: {exc}") from None
+        model.name = request.asset_id
+        glb = write_glb(model)
+        return JobHandle(self.name, f"local-{request_hash[:12]}", request_hash, started, result_glb=glb)
+
+    def poll(self, handle: JobHandle) -> JobStatus:
+        return JobStatus("succeeded", 1.0)
+
+    def fetch(self, handle: JobHandle) -> bytes:
+        raise ProviderError("local generations finish inside submit; there is nothing to fetch")

@@ -1,0 +1,85 @@
+"""Start and stop real Dagster processes (webserver, daemon) for live tests, always by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGINT first (dagster's processes shut down cleanly on it), then SIGKILL the whole group."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=timeout)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            pass
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def dagster_processes(env: dict[str, str], *, daemon: bool = False, log_dir: Path):
+    """Yield the webserver's base URL; the webserver (and daemon) are stopped by PID even on failure."""
+    port = free_port()
+    procs: list[subprocess.Popen] = []
+    log_dir.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **env}
+    try:
+        procs.append(subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+            cwd=ROOT, env=full_env, start_new_session=True,
+            stdout=open(log_dir / "webserver.log", "wb"), stderr=subprocess.STDOUT,
+        ))
+        if daemon:
+            procs.append(subprocess.Popen(
+                [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+                cwd=ROOT, env=full_env, start_new_session=True,
+                stdout=open(log_dir / "daemon.log", "wb"), stderr=subprocess.STDOUT,
+            ))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            if procs[0].poll() is not None:
+                raise RuntimeError(f"webserver exited early:\n{(log_dir / 'webserver.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("webserver did not answer within 120 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    response = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"]

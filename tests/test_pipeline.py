@@ -1,0 +1,148 @@
+"""The chain for real: concept folder -> generated model -> LODs -> export -> catalog, in-process."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from PIL import Image, ImageDraw
+
+from pipeline.definitions import defs
+from pipeline.geometry.glb import read_asset_extras, read_glb
+from tests import khronos
+
+SMALL = '[options]\nresolution = 96\ntexture_size = 256\n'
+
+
+def draw_blob(path: Path, color=(180, 90, 40), size=160) -> None:
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    d.ellipse((30, 20, size - 30, size - 10), fill=color + (255,))
+    d.rectangle((60, 60, size - 60, size - 40), fill=(240, 220, 120, 255))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def run_asset(instance, asset_id: str, run_config: dict | None = None):
+    if asset_id not in instance.get_dynamic_partitions("game_assets"):
+        instance.add_dynamic_partitions("game_assets", [asset_id])
+    return defs.get_job_def("kiln_asset_job").execute_in_process(
+        partition_key=asset_id, instance=instance, raise_on_error=False, run_config=run_config or {})
+
+
+def materialization(instance, key: str, partition: str):
+    event = instance.get_latest_materialization_event(dg.AssetKey(key))
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition]), limit=1).records
+    assert records, f"no materialization of {key} for {partition}"
+    return records[0].asset_materialization
+
+
+def failure_text(result) -> str:
+    from pipeline.cli import _failure_message
+
+    return _failure_message(result)
+
+
+def test_one_partition_end_to_end(kiln_env, instance):
+    folder = kiln_env / "concepts" / "blob"
+    draw_blob(folder / "front.png")
+    (folder / "asset.toml").write_text('category = "small_prop"\nheight_m = 0.3\n' + SMALL)
+
+    result = run_asset(instance, "blob")
+    assert result.success, failure_text(result)
+
+    concept = materialization(instance, "concept_art", "blob")
+    generated = materialization(instance, "generated_model", "blob")
+    lods = materialization(instance, "lod_chain", "blob")
+    export = materialization(instance, "engine_export", "blob")
+
+    # concept_art's data version is the folder's content hash, so edited art shows as stale downstream
+    content_hash = concept.metadata["content_hash"].value
+    assert concept.tags["dagster/data_version"] == content_hash
+    assert len(concept.metadata["source_sha256"].value) == 1
+
+    gm = generated.metadata
+    assert gm["provider"].value == "local"
+    assert gm["triangles"].value > 1000 and gm["vertices"].value > 500
+    assert abs(gm["size_m"].value[1] - 0.3) < 1e-3  # height in meters from asset.toml
+    assert gm["lineage"].value["concept_hash"] == content_hash
+    assert "data:image/png;base64," in gm["preview"].value and len(gm["preview"].value) < 1000
+
+    tris = lods.metadata["triangles_per_level"].value
+    assert len(tris) >= 3 and all(a > b for a, b in zip(tris, tris[1:]))
+    assert lods.metadata["lineage"].value["glb_sha256"] == gm["lineage"].value["glb_sha256"]
+
+    version = export.metadata["version"].value
+    exports = kiln_env / "exports"
+    latest = json.loads((exports / "blob" / "latest.json").read_text())
+    assert latest["version"] == version
+
+    # every GLB the export wrote is valid for the Khronos validator, and carries its provenance
+    glbs = sorted((exports / "blob" / version).rglob("*.glb"))
+    assert glbs
+    reports = khronos.validate_files(glbs)
+    for path in glbs:
+        khronos.assert_valid(reports[str(path)], str(path))
+    extras = read_asset_extras(glbs[0].read_bytes())
+    assert extras["provenance"]["concept_hash"] == content_hash if "provenance" in extras else extras
+
+    # catalog
+    cat = defs.get_job_def("kiln_catalog_job").execute_in_process(instance=instance, raise_on_error=False)
+    assert cat.success, failure_text(cat)
+    catalog = json.loads((exports / "catalog.json").read_text())
+    (entry,) = catalog["assets"]
+    assert entry["asset_id"] == "blob" and entry["version"] == version and entry["provider"] == "local"
+    assert [lv["triangles"] for lv in entry["lods"]] == tris
+    for lv in entry["lods"]:
+        assert read_glb((exports / lv["uri"]).read_bytes() if not Path(lv["uri"]).is_absolute()
+                        else Path(lv["uri"]).read_bytes()).triangle_count == lv["triangles"]
+    assert entry["exports"] and all(e["sha256"] and e["bytes"] > 0 for e in entry["exports"].values())
+
+    # a second run on unchanged art re-generates nothing
+    again = run_asset(instance, "blob")
+    assert again.success
+    gm2 = materialization(instance, "generated_model", "blob").metadata
+    assert gm2["reused_previous_generation"].value is True
+    assert materialization(instance, "lod_chain", "blob").metadata["reused_previous_chain"].value is True
+    assert materialization(instance, "engine_export", "blob").metadata["already_published"].value is True
+
+
+@pytest.mark.parametrize(
+    "name, setup, expect",
+    [
+        ("corrupt", lambda f: (f / "front.png").write_bytes(_png_bytes()[:200]), "front.png"),
+        ("notimage", lambda f: (f / "front.png").write_text("this is not an image"), "front.png"),
+        ("toomany", lambda f: [draw_blob(f / f"v{i}.png", size=64) for i in range(6)], "at most 5"),
+    ],
+)
+def test_bad_input_fails_only_that_partition(kiln_env, instance, name, setup, expect):
+    folder = kiln_env / "concepts" / name
+    folder.mkdir(parents=True)
+    setup(folder)
+    result = run_asset(instance, name)
+    assert not result.success
+    message = failure_text(result)
+    assert str(folder) in message and expect in message, message
+
+    good = kiln_env / "concepts" / "good"
+    draw_blob(good / "front.png")
+    (good / "asset.toml").write_text(SMALL)
+    ok = run_asset(instance, "good")
+    assert ok.success, failure_text(ok)
+
+
+def _png_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGBA", (64, 64), (200, 10, 10, 255)).save(buf, "PNG")
+    return buf.getvalue()
