@@ -11,6 +11,7 @@ from typing import Iterable
 
 import dagster as dg
 
+from .assets.common import game_assets
 from .assets.generation import generated_model
 from .assets.lods import lod_chain
 from .geometry import validate
@@ -39,6 +40,7 @@ def _result(findings: Iterable[validate.Finding], **extra) -> dg.AssetCheckResul
 @dg.asset_check(
     asset=generated_model,
     blocking=True,
+    partitions_def=game_assets,
     description=(
         "The generated (normalized) GLB is structurally valid (container, accessors, buffers, index "
         "ranges, min/max), has normals and finite UVs, PBR metallic-roughness materials, power-of-two "
@@ -55,6 +57,7 @@ def generated_model_valid(storage: KilnStorage, generated_model: dict) -> dg.Ass
 @dg.asset_check(
     asset=lod_chain,
     blocking=True,
+    partitions_def=game_assets,
     description=(
         "Every LOD level's GLB is valid (structure, index ranges, no degenerate triangles, unit normals, "
         "finite UVs, power-of-two textures within limits, PBR materials), triangle counts fall level by "

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The summary table is the demo's output; Dagster's own step log stays in the UI (make dev).
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def ensure_dagster_home() -> Path:
@@ -70,19 +72,21 @@ def demo(args: argparse.Namespace) -> int:
     if new:
         instance.add_dynamic_partitions("game_assets", new)
 
-    job = defs.get_job_def("kiln_asset_job")
+    job = defs.resolve_job_def("kiln_asset_job")
     failures: dict[str, str] = {}
     timings: dict[str, float] = {}
     started = time.monotonic()
     for folder in found:
         t0 = time.monotonic()
-        print(f"materializing {folder.asset_id} ...", flush=True)
+        print(f"materializing {folder.asset_id} ...", end=" ", flush=True)
         result = job.execute_in_process(partition_key=folder.asset_id, instance=instance, raise_on_error=False,
-                                        tags={"kiln/source": "demo"})
+                                        tags={"kiln/source": "demo"}, run_config=QUIET)
         timings[folder.asset_id] = time.monotonic() - t0
         if not result.success:
             failures[folder.asset_id] = _failure_message(result)
-    catalog_result = defs.get_job_def("kiln_catalog_job").execute_in_process(instance=instance, raise_on_error=False)
+        print(f"{'ok' if result.success else 'FAILED'} ({timings[folder.asset_id]:.1f} s)", flush=True)
+    catalog_result = defs.resolve_job_def("kiln_catalog_job").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET)
     if not catalog_result.success:
         failures["catalog"] = _failure_message(catalog_result)
 
@@ -94,7 +98,9 @@ def demo(args: argparse.Namespace) -> int:
             rows.append([folder.asset_id, "-", "FAILED", failures.get(folder.asset_id, "not published")])
             continue
         tris = " / ".join(str(lv["triangles"]) for lv in latest["lods"])
-        rows.append([folder.asset_id, latest["provider"], tris, latest.get("uri") or latest.get("version_uri", "")])
+        first = next(iter(latest["exports"].values()))
+        version_dir = first["path"].split("/")[:2]
+        rows.append([folder.asset_id, latest["provider"], tris, target.uri_for("/".join(version_dir)) + "/"])
     headers = ["asset", "provider", "triangles per LOD", "export"]
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(4)]
     print()

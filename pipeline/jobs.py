@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 
 from .assets.catalog import catalog
-from .assets.common import game_assets
 from .assets.concept import concept_art
 from .assets.export import engine_export
 from .assets.generation import generated_model
@@ -16,7 +15,6 @@ ASSET_CHAIN = [concept_art, generated_model, lod_chain, engine_export]
 asset_job = dg.define_asset_job(
     "kiln_asset_job",
     selection=dg.AssetSelection.assets(*ASSET_CHAIN),
-    partitions_def=game_assets,
     description="One game asset end to end: concept art -> generated model -> LOD chain (checked) -> engine export.",
 )
 

@@ -65,14 +65,15 @@ def new_concept_art(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     ),
 )
 def refresh_catalog(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("engine_export"))
-    if event is None:
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("engine_export")), limit=1, ascending=False).records
+    if not records:
         return dg.SensorResult(skip_reason="no engine_export materializations yet")
-    last_seen = int(context.cursor or 0)
-    if event.storage_id <= last_seen:
+    newest = records[0].storage_id
+    if newest <= int(context.cursor or 0):
         return dg.SensorResult(skip_reason="catalog is current")
-    context.update_cursor(str(event.storage_id))
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"catalog:{event.storage_id}")])
+    context.update_cursor(str(newest))
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"catalog:{newest}")])
 
 
 ALL_SENSORS = [new_concept_art, refresh_catalog]

@@ -27,3 +27,6 @@ def kiln_env(tmp_path, monkeypatch) -> Path:
     for var in ("KILN_STORE_URI", "KILN_EXPORT_URI"):
         monkeypatch.delenv(var, raising=False)
     return data
+
+
+pytest_plugins = ["tests.s3server"]

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
@@ -21,8 +22,8 @@ SMALL = '[options]\nresolution = 96\ntexture_size = 256\n'
 def draw_blob(path: Path, color=(180, 90, 40), size=160) -> None:
     img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
-    d.ellipse((30, 20, size - 30, size - 10), fill=color + (255,))
-    d.rectangle((60, 60, size - 60, size - 40), fill=(240, 220, 120, 255))
+    d.ellipse((size * 0.2, size * 0.12, size * 0.8, size * 0.94), fill=color + (255,))
+    d.rectangle((size * 0.38, size * 0.38, size * 0.62, size * 0.7), fill=(240, 220, 120, 255))
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
 
@@ -36,7 +37,7 @@ def instance():
 def run_asset(instance, asset_id: str, run_config: dict | None = None):
     if asset_id not in instance.get_dynamic_partitions("game_assets"):
         instance.add_dynamic_partitions("game_assets", [asset_id])
-    return defs.get_job_def("kiln_asset_job").execute_in_process(
+    return defs.resolve_job_def("kiln_asset_job").execute_in_process(
         partition_key=asset_id, instance=instance, raise_on_error=False, run_config=run_config or {})
 
 
@@ -98,7 +99,7 @@ def test_one_partition_end_to_end(kiln_env, instance):
     assert extras["provenance"]["concept_hash"] == content_hash if "provenance" in extras else extras
 
     # catalog
-    cat = defs.get_job_def("kiln_catalog_job").execute_in_process(instance=instance, raise_on_error=False)
+    cat = defs.resolve_job_def("kiln_catalog_job").execute_in_process(instance=instance, raise_on_error=False)
     assert cat.success, failure_text(cat)
     catalog = json.loads((exports / "catalog.json").read_text())
     (entry,) = catalog["assets"]
@@ -121,7 +122,7 @@ def test_one_partition_end_to_end(kiln_env, instance):
 @pytest.mark.parametrize(
     "name, setup, expect",
     [
-        ("corrupt", lambda f: (f / "front.png").write_bytes(_png_bytes()[:200]), "front.png"),
+        ("corrupt", lambda f: (f / "front.png").write_bytes(_png_bytes()[:-300]), "front.png"),
         ("notimage", lambda f: (f / "front.png").write_text("this is not an image"), "front.png"),
         ("toomany", lambda f: [draw_blob(f / f"v{i}.png", size=64) for i in range(6)], "at most 5"),
     ],
@@ -144,5 +145,6 @@ def test_bad_input_fails_only_that_partition(kiln_env, instance, name, setup, ex
 
 def _png_bytes() -> bytes:
     buf = io.BytesIO()
-    Image.new("RGBA", (64, 64), (200, 10, 10, 255)).save(buf, "PNG")
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64, 4), dtype=np.uint8)
+    Image.fromarray(noise, "RGBA").save(buf, "PNG")
     return buf.getvalue()

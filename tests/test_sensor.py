@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 
 import dagster as dg
 import pytest
@@ -14,11 +13,21 @@ from pipeline.sensors import new_concept_art, refresh_catalog
 PNG_1x1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000b49444154789c6360000200000500017a5eab3f0000000049454e44ae426082"
 )
-)
 
 
-def _evaluate(instance, cursor=None):
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def _evaluate(instance, cursor=None, handler=None):
     ctx = dg.build_sensor_context(instance=instance, cursor=cursor)
+    if handler:
+        ctx.log.addHandler(handler)
     result = new_concept_art(ctx)
     return result, ctx.cursor
 
@@ -61,20 +70,24 @@ def test_same_content_requests_nothing_and_changed_content_gets_new_run_key(kiln
     assert changed.dynamic_partitions_requests == []  # partition already exists
 
 
-def test_invalid_and_empty_folders_are_skipped_with_reason(kiln_env, instance, caplog):
+def test_invalid_and_empty_folders_are_skipped_with_reason(kiln_env, instance):
     (kiln_env / "concepts" / "Bad Name").mkdir()
     (kiln_env / "concepts" / "Bad Name" / "x.png").write_bytes(PNG_1x1)
     (kiln_env / "concepts" / "empty").mkdir()
     (kiln_env / "concepts" / "ok").mkdir()
     (kiln_env / "concepts" / "ok" / "x.png").write_bytes(PNG_1x1)
-    with caplog.at_level(logging.WARNING):
-        result, cursor = _evaluate(instance)
+    logs = _Collect()
+    result, cursor = _evaluate(instance, handler=logs)
     assert [r.partition_key for r in result.run_requests] == ["ok"]
     skipped = json.loads(cursor)["skipped"]
     assert "not a valid asset id" in skipped["Bad Name"]
     assert "empty" in skipped["empty"]
-    logged = caplog.text
-    assert "skipped Bad Name" in logged and "skipped empty" in logged
+    logged = "\n".join(logs.messages)
+    assert "skipped Bad Name" in logged and "not a valid asset id" in logged and "skipped empty" in logged
+    # the same reasons are not logged again on the next tick
+    again = _Collect()
+    _evaluate(instance, cursor, handler=again)
+    assert not any("skipped" in m for m in again.messages)
 
 
 def test_refresh_catalog_fires_once_per_new_export(kiln_env, instance):

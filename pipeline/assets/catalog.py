@@ -1,7 +1,5 @@
 """`catalog`: every published asset in one `catalog.json` and a browsable `index.html` gallery."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from ..export.catalog import catalog_entry_from_latest, collect_latest, write_catalog

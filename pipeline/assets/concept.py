@@ -1,7 +1,5 @@
 """`concept_art`: the concept folder of one game asset, read, checked and stored by content hash."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from .. import concepts, settings

@@ -1,7 +1,5 @@
 """`engine_export`: engine-ready packages per profile, published as an immutable version."""
 
-from __future__ import annotations
-
 import time
 from typing import Optional
 
@@ -9,7 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..export.profiles import DEFAULT_PROFILES, PROFILES, ExportInput, ExportLevel, build_profile, version_for
-from ..export.publish import publish
+from ..export.publish import publish, republish_existing
 from ..geometry.glb import read_glb
 from ..geometry.render import preview_png
 from ..resources import KilnStorage
@@ -34,7 +32,7 @@ class ExportConfig(dg.Config):
     code_version="1",
     description=(
         "Engine-ready packages (web: one meshopt-compressed GLB with MSFT_lod; unity: LOD-group nodes; "
-        "unreal: a GLB per level plus UCX collision; godot: LOD0 plus -col collision), each with a "
+        "unreal: a GLB per level plus UCX collision; godot: LOD0 plus a `-colonly` collision node), each with a "
         "manifest.json and preview, published to KILN_EXPORT_URI under `<asset>/<version>/<profile>/`. "
         "A published version is never overwritten; `latest.json` moves last. Each GLB's asset.extras "
         "carries the provenance back to the concept images.\n\n"
@@ -52,39 +50,18 @@ def engine_export(context: dg.AssetExecutionContext, config: ExportConfig, stora
         raise dg.Failure(description=f"asset {asset_id}: unknown export profile(s) {unknown}; choose from {list(PROFILES)}",
                          allow_retries=False)
     started = time.monotonic()
-    level_glbs = {lv["level"]: store.get(lv["glb_sha256"]) for lv in lod_chain["levels"]}
-    levels = [ExportLevel(level=lv["level"], model=read_glb(level_glbs[lv["level"]]), triangles=lv["triangles"],
-                          error_m=lv["error_m"], screen_size=lv["screen_size"]) for lv in lod_chain["levels"]]
     lineage = lod_chain["lineage"]
-    provenance = {
-        "asset_id": asset_id,
-        "concept_sha256": lineage["view_sha256"],
-        "concept_hash": lineage["concept_hash"],
-        "provider": lineage["provider"],
-        "provider_model": lineage["provider_model"],
-        "job_id": lineage["job_id"],
-        "raw_model_sha256": lineage["raw_glb_sha256"],
-        "model_sha256": lineage["glb_sha256"],
-        "lod_sha256": lineage["lod_sha256"],
-        "kiln_version": KILN_VERSION,
-    }
+    # The version is named by the LOD chain's content and the profiles, so an unchanged asset is
+    # found already published and nothing is rebuilt or rewritten.
     version = version_for(lineage["lod_sha256"], profiles)
-    preview = preview_png(levels[0].model, 512)
-    inp = ExportInput(
-        asset_id=asset_id,
-        version=version,
-        levels=levels,
-        provenance=provenance,
-        preview_png=preview,
-        provider=lod_chain["provider"],
-        cost_usd=float(lod_chain["cost_usd"]),
-        category=lod_chain["category"],
-    )
-    files = {profile: build_profile(inp, profile) for profile in profiles}
-    result = publish(storage.export_target(), asset_id, version, files, level_glbs,
-                     source_sha256=lineage["concept_hash"], extra=_latest_extra(lod_chain, provenance))
+    target = storage.export_target()
+    result = republish_existing(target, asset_id, version)
+    if result is None:
+        result = _build_and_publish(store, target, asset_id, version, profiles, lod_chain)
     elapsed = time.monotonic() - started
 
+    preview_path = (result.record.get("preview") or {}).get("path")
+    preview = target.read(preview_path) if preview_path else None
     exports = {p: {"files": [f for f in result.files if f["profile"] == p]} for p in profiles}
     manifest = {
         "asset_id": asset_id,
@@ -103,11 +80,43 @@ def engine_export(context: dg.AssetExecutionContext, config: ExportConfig, stora
                           [[f["profile"], f["uri"], round(f["bytes"] / 1024, 1), f["sha256"][:16]] for f in result.files]),
         "latest": dg.MetadataValue.path(result.latest_uri),
         "export_s": round(elapsed, 3),
-        "triangles_per_level": [lv.triangles for lv in levels],
-        **preview_metadata(store, preview, f"{asset_id} LOD0"),
+        "triangles_per_level": [lv["triangles"] for lv in lod_chain["levels"]],
+        **(preview_metadata(store, preview, f"{asset_id} LOD0") if preview else {}),
         **lineage_metadata({**lineage, "version": version}),
     }
     return dg.Output(manifest, metadata=metadata)
+
+
+def _build_and_publish(store, target, asset_id: str, version: str, profiles: list[str], lod_chain: dict):
+    lineage = lod_chain["lineage"]
+    level_glbs = {lv["level"]: store.get(lv["glb_sha256"]) for lv in lod_chain["levels"]}
+    levels = [ExportLevel(level=lv["level"], model=read_glb(level_glbs[lv["level"]]), triangles=lv["triangles"],
+                          error_m=lv["error_m"], screen_size=lv["screen_size"]) for lv in lod_chain["levels"]]
+    provenance = {
+        "asset_id": asset_id,
+        "concept_sha256": lineage["view_sha256"],
+        "concept_hash": lineage["concept_hash"],
+        "provider": lineage["provider"],
+        "provider_model": lineage["provider_model"],
+        "job_id": lineage["job_id"],
+        "raw_model_sha256": lineage["raw_glb_sha256"],
+        "model_sha256": lineage["glb_sha256"],
+        "lod_sha256": lineage["lod_sha256"],
+        "kiln_version": KILN_VERSION,
+    }
+    inp = ExportInput(
+        asset_id=asset_id,
+        version=version,
+        levels=levels,
+        provenance=provenance,
+        preview_png=preview_png(levels[0].model, 512),
+        provider=lod_chain["provider"],
+        cost_usd=float(lod_chain["cost_usd"]),
+        category=lod_chain["category"],
+    )
+    files = {profile: build_profile(inp, profile) for profile in profiles}
+    return publish(target, asset_id, version, files, level_glbs, source_sha256=lineage["concept_hash"],
+                   extra=_latest_extra(lod_chain, provenance))
 
 
 def _latest_extra(lod_chain: dict, provenance: dict) -> dict:

@@ -1,8 +1,7 @@
 """`generated_model`: the 3D model for one game asset, from a provider, normalized for the LOD chain."""
 
-from __future__ import annotations
-
 import dataclasses
+import json
 import time
 from typing import Optional
 
@@ -11,7 +10,7 @@ from pydantic import Field
 
 from ..categories import category as category_defaults
 from ..geometry.glb import GlbError, read_glb, write_glb
-from ..geometry.normalize import normalize
+from ..geometry.normalize import NormalizeError, normalize
 from ..geometry.render import preview_png
 from ..providers import DEFAULT_PROVIDER, PROVIDERS, GenerationRequest, ImageInput, ProviderError, make_provider
 from ..providers.runner import generate
@@ -83,20 +82,13 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
         provider = make_provider(provider_name, base_url=config.base_url, options=options)
         gen = generate(provider, request, store, log=context.log.info)
     except ProviderError as exc:
-        raise dg.Failure(description=f"asset {asset_id}: {exc}",
+        raise dg.Failure(description=f"asset {asset_id}: concept folder {concept_art['folder']}: {exc}",
                          allow_retries=getattr(exc, "retryable", False)) from None
     generated_s = time.monotonic() - started
 
-    try:
-        raw = read_glb(gen.glb)
-    except GlbError as exc:
-        raise dg.Failure(description=f"asset {asset_id}: provider {provider_name} returned an unreadable GLB: {exc}") from None
     target_height = toml.get("height_m") or (None if provider_name == "import" else cat.height_m)
-    model, report = normalize(raw, target_height_m=target_height)
-    model.name = asset_id
-    glb = write_glb(model, asset_extras={"asset_id": asset_id, "raw_glb_sha256": gen.glb_sha256})
-    sha = store.put(glb, "model/gltf-binary")
-    lo, hi = model.bounds()
+    normalized = _normalized(store, asset_id, provider_name, gen.glb, gen.glb_sha256, target_height)
+    sha = normalized["glb_sha256"]
     lineage = {
         "concept_hash": concept_art["content_hash"],
         "view_sha256": [v["sha256"] for v in concept_art["views"]],
@@ -117,8 +109,8 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
         "raw_glb_sha256": gen.glb_sha256,
         "provider": provider_name,
         "cost_usd": gen.cost_usd,
-        "triangles": model.triangle_count,
-        "vertices": model.vertex_count,
+        "triangles": normalized["triangles"],
+        "vertices": normalized["vertices"],
         "lineage": lineage,
     }
     metadata = {
@@ -128,20 +120,54 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
         "reused_previous_generation": gen.reused,
         "cost_usd": dg.MetadataValue.float(float(gen.cost_usd)),
         "seed": seed if seed is not None else "default",
-        "triangles": model.triangle_count,
-        "vertices": model.vertex_count,
-        "raw_triangles": raw.triangle_count,
-        "glb_bytes": len(glb),
+        "triangles": normalized["triangles"],
+        "vertices": normalized["vertices"],
+        "raw_triangles": normalized["raw_triangles"],
+        "glb_bytes": normalized["bytes"],
         "raw_glb_bytes": len(gen.glb),
-        **bounds_metadata(lo, hi),
-        "normalize": dg.MetadataValue.json(_jsonable(report)),
+        **bounds_metadata(normalized["bounds_min_m"], normalized["bounds_max_m"]),
+        "normalize": dg.MetadataValue.json(normalized["report"]),
         "generation_s": round(generated_s, 3),
         **{f"provider_{k}": v for k, v in gen.timings.items()},
         "glb_file": dg.MetadataValue.path(store.location(sha)),
-        **preview_metadata(store, preview_png(model, 256), f"{asset_id} generated model"),
+        **preview_metadata(store, store.get(normalized["preview_sha256"]), f"{asset_id} generated model"),
         **lineage_metadata(lineage),
     }
     return dg.Output(manifest, metadata=metadata)
+
+
+NORMALIZE_VERSION = "1"  # bump when normalization's output changes for the same input
+
+
+def _normalized(store, asset_id: str, provider_name: str, raw_glb: bytes, raw_sha: str,
+                target_height: float | None) -> dict:
+    """Normalize the provider's GLB once per (model, height); the result is a content-addressed record."""
+    record = f"normalized/{raw_sha}-{target_height}-{NORMALIZE_VERSION}.json"
+    cached = store.get_record(record)
+    if cached:
+        return json.loads(cached)
+    try:
+        raw = read_glb(raw_glb)
+        model, report = normalize(raw, target_height_m=target_height)
+    except (GlbError, NormalizeError) as exc:
+        raise dg.Failure(description=f"asset {asset_id}: provider {provider_name} returned a model Kiln cannot use: {exc}",
+                         allow_retries=False) from None
+    model.name = asset_id
+    glb = write_glb(model, asset_extras={"asset_id": asset_id, "raw_glb_sha256": raw_sha})
+    lo, hi = model.bounds()
+    info = {
+        "glb_sha256": store.put(glb, "model/gltf-binary"),
+        "bytes": len(glb),
+        "triangles": model.triangle_count,
+        "vertices": model.vertex_count,
+        "raw_triangles": raw.triangle_count,
+        "bounds_min_m": [float(v) for v in lo],
+        "bounds_max_m": [float(v) for v in hi],
+        "report": _jsonable(report),
+        "preview_sha256": store.put(preview_png(model, 256), "image/png"),
+    }
+    store.put_record(record, json.dumps(info, sort_keys=True).encode())
+    return info
 
 
 def _jsonable(report) -> dict:

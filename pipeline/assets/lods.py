@@ -1,7 +1,5 @@
 """`lod_chain`: decimated, optimized LOD levels with measured error and switch distances."""
 
-from __future__ import annotations
-
 import dataclasses
 import hashlib
 import json

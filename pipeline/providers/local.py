@@ -55,7 +55,7 @@ class LocalProvider:
             model = reconstruct([(v.name, v.data) for v in request.images], config,
                                 angles=list(request.view_angles) or None)
         except ValueError as exc:
-            raise ProviderError(f"asset {request.asset_id}: {exc}") from None
+            raise ProviderError(str(exc)) from None
         model.name = request.asset_id
         glb = write_glb(model)
         return JobHandle(self.name, f"local-{request_hash[:12]}", request_hash, started, result_glb=glb)
