@@ -1,6 +1,7 @@
 """`engine_export`: engine-ready packages per profile, published as an immutable version."""
 
 import time
+from enum import Enum
 from typing import Optional
 
 import dagster as dg
@@ -12,13 +13,17 @@ from ..geometry.glb import read_glb
 from ..geometry.render import preview_png
 from ..resources import KilnStorage
 from ..settings import KILN_VERSION
+from .generation import FOLLOW_UPSTREAM
 from .common import game_assets, lineage_metadata, md_table, preview_metadata
+
+
+ProfileName = Enum("ProfileName", {p: p for p in PROFILES})  # the launchpad offers these
 
 
 class ExportConfig(dg.Config):
     """Which engine packages to publish for this run."""
 
-    profiles: Optional[list[str]] = Field(
+    profiles: Optional[list[ProfileName]] = Field(
         default=None,
         description=f"Export profiles, any of {', '.join(PROFILES)}. Default: asset.toml `profiles`, else "
         f"{', '.join(DEFAULT_PROFILES)}.",
@@ -30,6 +35,7 @@ class ExportConfig(dg.Config):
     group_name="export",
     kinds={"glb"},
     code_version="1",
+    automation_condition=FOLLOW_UPSTREAM,
     description=(
         "Engine-ready packages (web: one meshopt-compressed GLB with MSFT_lod; unity: LOD-group nodes; "
         "unreal: a GLB per level plus UCX collision; godot: LOD0 plus a `-colonly` collision node), each with a "
@@ -44,7 +50,8 @@ def engine_export(context: dg.AssetExecutionContext, config: ExportConfig, stora
                   lod_chain: dict) -> dg.Output[dict]:
     asset_id = context.partition_key
     store = storage.blob_store()
-    profiles = list(config.profiles or lod_chain["settings"].get("profiles") or DEFAULT_PROFILES)
+    chosen = [p.value for p in config.profiles] if config.profiles else None
+    profiles = list(chosen or lod_chain["settings"].get("profiles") or DEFAULT_PROFILES)
     unknown = [p for p in profiles if p not in PROFILES]
     if unknown:
         raise dg.Failure(description=f"asset {asset_id}: unknown export profile(s) {unknown}; choose from {list(PROFILES)}",

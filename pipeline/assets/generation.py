@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import time
+from enum import Enum
 from typing import Optional
 
 import dagster as dg
@@ -13,23 +14,47 @@ from ..geometry.glb import GlbError, read_glb, write_glb
 from ..geometry.normalize import NormalizeError, normalize
 from ..geometry.render import preview_png
 from ..providers import DEFAULT_PROVIDER, PROVIDERS, GenerationRequest, ImageInput, ProviderError, make_provider
-from ..providers.runner import generate
+from ..providers.runner import SpendBudget, generate
+from ..pools import provider_slot
 from ..resources import KilnStorage
 from .common import bounds_metadata, game_assets, lineage_metadata, preview_metadata
 
 
-class GenerateConfig(dg.Config):
-    """What an artist changes when re-generating one asset from the launchpad."""
+ProviderName = Enum("ProviderName", {name: name for name in PROVIDERS})  # the launchpad offers these
 
-    provider: Optional[str] = Field(
+
+class GenerateConfig(dg.Config):
+    """What an artist changes when re-generating one asset from the launchpad.
+
+    Choices are enums, so the launchpad refuses a bad provider or tier before the run starts;
+    numbers are range-checked before any provider is called.
+    """
+
+    provider: Optional[ProviderName] = Field(
         default=None,
-        description="Provider for this run: " + ", ".join(PROVIDERS) + ". Default: asset.toml `provider`, "
-        "else `import` when the folder has a model.glb, else `local` (offline).",
+        description="Provider for this run. Default: asset.toml `provider`, else `import` when the folder "
+        "has a model.glb, else `local` (offline).",
     )
-    seed: Optional[int] = Field(default=None, description="Generation seed (overrides asset.toml `seed`).")
+    seed: Optional[int] = Field(default=None, ge=0, le=65535, description="Generation seed 0-65535 (overrides asset.toml `seed`).")
     base_url: Optional[str] = Field(default=None, description="Provider base URL (default: the vendor's, or KILN_<PROVIDER>_BASE_URL).")
-    tier: Optional[str] = Field(default=None, description="Provider quality tier, where the provider has tiers.")
-    resolution: Optional[int] = Field(default=None, description="`local` only: reconstruction grid resolution (higher = more triangles).")
+    tier: Optional[str] = Field(default=None, description="Quality tier, checked by the provider before any request: "
+                                "scenario e.g. `Gen-2.5-Medium` (its default), pixazo `Regular` or `Premium`.")
+    resolution: Optional[int] = Field(default=None, ge=16, le=1024,
+                                      description="`local` only: voxels along the largest dimension (higher = more triangles).")
+    max_spend_usd: float = Field(default=25.0, ge=0.0, description="Budget for paid generations in this run (a backfill shares one budget).")
+
+
+# Which run-config knobs each provider understands; others would be rejected as unknown options.
+TIER_PROVIDERS = ("scenario", "pixazo")
+
+# Transient failures (vendor 5xx after the client's own retries, a timeout) are retried by Dagster;
+# errors that retrying cannot fix (bad art, missing key, out of balance, budget) are raised with
+# allow_retries=False and fail at once with their reason.
+GENERATION_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+# Across runs, a downstream stage follows its upstream automatically, but only once the upstream's
+# blocking checks passed.
+FOLLOW_UPSTREAM = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
 
 @dg.asset(
@@ -37,14 +62,18 @@ class GenerateConfig(dg.Config):
     group_name="generation",
     kinds={"glb"},
     code_version="1",
+    retry_policy=GENERATION_RETRY,
+    automation_condition=FOLLOW_UPSTREAM,
     description=(
         "The game asset's 3D model: generated from the concept views by the chosen provider (`local` "
         "reconstructs offline; vendors are paid per generation and never billed twice for the same "
         "inputs), or the folder's own `model.glb`. Normalized: welded, degenerate triangles and tiny "
-        "floating pieces removed, meters, +Y up, pivot at the bottom centre.\n\n"
+        "floating pieces removed, meters, +Y up, pivot at the bottom centre. Each provider runs in its "
+        "own concurrency pool `kiln/<provider>`.\n\n"
         "If it fails: read the error. Bad concept art is named by file; a vendor error carries the "
         "vendor's message (check the API key variable and balance); a budget error means raise "
-        "`max_spend_usd` or wait for the next run."
+        "`max_spend_usd`. Transient vendor errors are retried twice (15 s, then ~30 s) before the "
+        "step fails."
     ),
 )
 def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, storage: KilnStorage,
@@ -59,11 +88,12 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
         raise dg.Failure(description=f"asset {asset_id}: file asset.toml: {exc}", allow_retries=False) from None
     model_sha = concept_art.get("model_glb_sha256")
     default = "import" if model_sha and not toml.get("provider") else DEFAULT_PROVIDER
-    provider_name = config.provider or toml.get("provider") or default
+    provider_name = config.provider.value if config.provider else toml.get("provider") or default
     options = dict(toml.get("options", {}))
-    for key in ("tier", "resolution"):
-        if getattr(config, key) is not None:
-            options[key] = getattr(config, key)
+    if config.tier is not None and provider_name in TIER_PROVIDERS:
+        options["tier"] = config.tier
+    if config.resolution is not None and provider_name == "local":
+        options["resolution"] = config.resolution
     seed = config.seed if config.seed is not None else toml.get("seed")
     request = GenerationRequest(
         asset_id=asset_id,
@@ -77,10 +107,14 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
         options=options,
         model_glb=store.get(model_sha) if model_sha else None,
     )
+    # A backfill's runs share one budget: the ledger is keyed by the backfill id, else the run id.
+    budget = SpendBudget(config.max_spend_usd, store=store,
+                         run_id=context.run.tags.get("dagster/backfill") or context.run_id)
     started = time.monotonic()
     try:
         provider = make_provider(provider_name, base_url=config.base_url, options=options)
-        gen = generate(provider, request, store, log=context.log.info)
+        with provider_slot(context, provider_name):
+            gen = generate(provider, request, store, log=context.log.info, budget=budget)
     except ProviderError as exc:
         raise dg.Failure(description=f"asset {asset_id}: concept folder {concept_art['folder']}: {exc}",
                          allow_retries=getattr(exc, "retryable", False)) from None
@@ -120,6 +154,7 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
         "reused_previous_generation": gen.reused,
         "cost_usd": dg.MetadataValue.float(float(gen.cost_usd)),
         "seed": seed if seed is not None else "default",
+        **{f"gen_{k}": v for k, v in gen.metadata().items() if v is not None and k not in ("provider", "job_id", "cost_usd")},
         "triangles": normalized["triangles"],
         "vertices": normalized["vertices"],
         "raw_triangles": normalized["raw_triangles"],

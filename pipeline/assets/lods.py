@@ -12,6 +12,7 @@ from pydantic import Field
 from ..geometry.glb import read_glb, write_glb
 from ..geometry.lod import CATEGORY_BUDGETS, LodBudget, build_lod_chain
 from ..resources import KilnStorage
+from .generation import FOLLOW_UPSTREAM
 from .common import game_assets, lineage_metadata, md_table
 
 LOD_CODE_VERSION = "1"  # bump when the chain's output changes for the same input and budget
@@ -20,7 +21,7 @@ LOD_CODE_VERSION = "1"  # bump when the chain's output changes for the same inpu
 class LodConfig(dg.Config):
     """LOD budget overrides for this run (else asset.toml `[lod]`, else the category's budget)."""
 
-    lod0_triangles: Optional[int] = Field(default=None, description="Triangle budget for LOD0.")
+    lod0_triangles: Optional[int] = Field(default=None, ge=12, description="Triangle budget for LOD0.")
     ratios: Optional[list[float]] = Field(
         default=None, description="Triangle ratio of each further level relative to LOD0, e.g. [0.5, 0.25, 0.125]."
     )
@@ -43,6 +44,7 @@ def resolve_budget(category: str, toml_lod: dict, config: LodConfig) -> LodBudge
     group_name="lods",
     kinds={"glb"},
     code_version=LOD_CODE_VERSION,
+    automation_condition=FOLLOW_UPSTREAM,
     description=(
         "The LOD chain: LOD0 within the category's triangle budget, then each level simplified by "
         "meshoptimizer (attribute-aware; sloppy only for the farthest levels, flagged in metadata), "

@@ -1,0 +1,169 @@
+"""Runware: Hyper3D Rodin Gen-2 (`hyper3d:rodin@gen-2`) as `3dInference` tasks.
+
+Contract (`../shared/seeds/000_*.txt`, Runware's "Generating 3D models from images and text"):
+`POST https://api.runware.ai/v1` with a JSON array of tasks and `Authorization: Bearer`; `inputs.images`
+takes URLs, base64 or data URIs (Kiln sends data URIs, so no hosting is needed), up to five views of one
+object with the first seeding the materials; `settings.useOriginalAlpha` makes a cut-out's alpha the
+silhouette and requires image input; `seed` is 0..65535; text-to-3D works from a prompt alone; the
+result is `outputs.files[].url`, a GLB.
+
+Filled in from other Runware documents:
+- Async delivery: `"deliveryMethod": "async"` returns an acknowledgment with the task UUID; the
+  `getResponse` task reports `processing`, `success` or `error` (runware.ai/docs/platform/task-polling;
+  the Rodin Gen-2 model page lists deliveryMethod with default `async`).
+- The prompt field is `positivePrompt` (Runware/sdk-python `runware/types.py`, `I3dInference`, added
+  in SDK 0.4.43 per its CHANGELOG).
+- Errors come as `{"errors": [{"code", "message", "taskUUID", ...}]}` with HTTP 400/401/402/403/429/5xx
+  (runware.ai/docs/platform/errors).
+- Settings rules: `polyCount` cannot be combined with `quality`; `meshMode: Raw` excludes `addons`;
+  `useOriginalAlpha` needs `inputs.images` (runware.ai/docs/models/hyper3d-rodin-gen-1,
+  "Compatibility & Validation"; Gen-2 uses the same settings, per the topology guide).
+
+The task UUID is ours, which makes an ambiguous submission (sent, no answer) resolvable: Kiln asks
+`getResponse` whether the task arrived before sending it again with the same UUID.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from . import pricing
+from .base import GenerationRequest, JobHandle, JobStatus, ProviderError
+from .http import AmbiguousSubmitError, RemoteProvider, check_int, check_str, data_uri, message_from_json
+
+MODEL = "hyper3d:rodin@gen-2"
+
+
+class RunwareProvider(RemoteProvider):
+    name = "runware"
+    model = MODEL
+    default_base_url = "https://api.runware.ai/v1"
+    key_vars = ("RUNWARE_API_KEY",)
+    generation_options = frozenset({"model", "seed", "settings"})
+
+    def auth_headers(self, creds: dict[str, str]) -> dict[str, str]:
+        return {"Authorization": f"Bearer {creds['RUNWARE_API_KEY']}"}
+
+    def params(self, request: GenerationRequest) -> dict[str, Any]:
+        opts = self.merged_options(request)
+        self.check_views(request, max_views=5, text_ok=True)
+        model = check_str("model", self.name, opts.get("model", MODEL))
+        settings = opts.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise ProviderError(f"{self.name}: option settings={settings!r} must be a table of Rodin settings")
+        settings = dict(settings)
+        if request.images and "useOriginalAlpha" not in settings and all(i.has_alpha for i in request.images):
+            settings["useOriginalAlpha"] = True  # cut-out concept art: its alpha is the silhouette
+        if settings.get("useOriginalAlpha") and not request.images:
+            raise ProviderError(f"{self.name}: settings.useOriginalAlpha needs concept images (it has no effect "
+                                "in text-to-3D)")
+        if "polyCount" in settings and "quality" in settings:
+            raise ProviderError(f"{self.name}: settings.polyCount cannot be combined with settings.quality; "
+                                "choose a quality preset or a polygon count")
+        if settings.get("meshMode") == "Raw" and settings.get("addons"):
+            raise ProviderError(f"{self.name}: settings.addons cannot be used with settings.meshMode = 'Raw'")
+        seed = request.seed if request.seed is not None else opts.get("seed")
+        if seed is not None:
+            seed = check_int("seed", self.name, seed, 0, 65535)
+        return {"model": model, "mode": "image-to-3d" if request.images else "text-to-3d",
+                "seed": seed, "settings": settings}
+
+    def summary(self, params: dict[str, Any]) -> dict[str, Any]:
+        settings = params.get("settings", {})
+        return {"tier": settings.get("quality") or settings.get("polyCount"), "seed": params.get("seed")}
+
+    def cost_usd(self, params: dict[str, Any]) -> float:
+        addons = params.get("settings", {}).get("addons") or []
+        highpack = "HighPack" in (addons if isinstance(addons, list) else [addons])
+        return pricing.price_usd(self.name, highpack=highpack, options=self.options)
+
+    # ------------------------------------------------------------------------------------------
+
+    def submit(self, request: GenerationRequest, request_hash: str) -> JobHandle:
+        params = self.params(request)
+        task_uuid = str(uuid.uuid4())
+        task: dict[str, Any] = {
+            "taskType": "3dInference",
+            "taskUUID": task_uuid,
+            "model": params["model"],
+            "deliveryMethod": "async",
+            "outputType": "URL",
+            "outputFormat": "GLB",
+        }
+        if request.images:
+            task["inputs"] = {"images": [data_uri(img) for img in request.images]}  # first view first
+        if request.prompt:
+            task["positivePrompt"] = request.prompt
+        if params["seed"] is not None:
+            task["seed"] = params["seed"]
+        if params["settings"]:
+            task["settings"] = params["settings"]
+        try:
+            body = self._send([task], "submit the 3dInference task", idempotent=False)
+        except AmbiguousSubmitError:
+            # We chose the UUID: ask Runware whether the task arrived before sending it again.
+            if self._known(task_uuid):
+                return self._handle(task_uuid, request_hash)
+            body = self._send([task], "submit the 3dInference task (again, same taskUUID)", idempotent=False)
+        errors = [e for e in body.get("errors") or [] if e.get("taskUUID") in (None, task_uuid)]
+        if errors:
+            raise ProviderError(self.http.redact(f"{self.name}: the task was refused: {message_from_json(errors)}"))
+        if not any(item.get("taskUUID") == task_uuid for item in body.get("data") or []):
+            raise ProviderError(f"{self.name}: the submit answer does not acknowledge task {task_uuid}")
+        return self._handle(task_uuid, request_hash)
+
+    def _handle(self, task_uuid: str, request_hash: str) -> JobHandle:
+        return JobHandle(self.name, task_uuid, request_hash, time.time(), {"taskUUID": task_uuid})
+
+    def _send(self, tasks: list[dict[str, Any]], what: str, idempotent: bool = True) -> dict[str, Any]:
+        # A 400 carrying a task-scoped `errors` array is an answer about the task, not about the call.
+        response = self.http.request("POST", self.base_url, json=tasks, what=what, idempotent=idempotent,
+                                     ok=_is_task_error)
+        body = self.http.json(response, what)
+        if not isinstance(body, dict):
+            raise ProviderError(f"{self.name}: {what}: unexpected answer shape")
+        return body
+
+    def _known(self, task_uuid: str) -> bool:
+        try:
+            body = self._send([{"taskType": "getResponse", "taskUUID": task_uuid}], "look up the task")
+        except ProviderError:
+            return False
+        return any(item.get("taskUUID") == task_uuid for item in body.get("data") or [])
+
+    def poll(self, handle: JobHandle) -> JobStatus:
+        task_uuid = handle.job_id
+        body = self._send([{"taskType": "getResponse", "taskUUID": task_uuid}], f"poll task {task_uuid}")
+        errors = [e for e in body.get("errors") or [] if e.get("taskUUID") in (None, task_uuid)]
+        if errors:
+            return JobStatus("failed", message=self.http.redact(message_from_json(errors)))
+        for item in body.get("data") or []:
+            if item.get("taskUUID") != task_uuid:
+                continue
+            status = item.get("status")
+            if status == "success":
+                files = (item.get("outputs") or {}).get("files") or []
+                urls = [f.get("url") for f in files if isinstance(f, dict) and f.get("url")]
+                if not urls:
+                    return JobStatus("failed", message="the task succeeded but returned no file URL")
+                handle.data["url"] = urls[0]
+                return JobStatus("succeeded", progress=1.0)
+            if status == "error":
+                return JobStatus("failed", message=self.http.redact(message_from_json(item) or "status error"))
+            return JobStatus("running", progress=item.get("progress"))
+        return JobStatus("queued")
+
+    def fetch(self, handle: JobHandle) -> bytes:
+        return self.download_result(handle, "url")
+
+
+def _is_task_error(response) -> bool:
+    if response.status_code != 400:
+        return False
+    try:
+        errors = response.json().get("errors")
+    except Exception:  # noqa: BLE001 - not JSON: let the normal error path explain it
+        return False
+    return bool(errors) and all(isinstance(e, dict) and e.get("taskUUID") for e in errors)
