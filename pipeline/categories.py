@@ -16,14 +16,15 @@ DEFAULT_CATEGORY = "prop"
 @dataclass(frozen=True)
 class Category:
     height_m: float  # default real-world height when asset.toml gives none
-    thickness: float  # single-view reconstruction depth as a fraction of height
+    thickness: float  # single-view reconstruction: depth cap as a fraction of height
+    depth_profile: str = "lathe"  # single-view depth: "lathe" (as deep as wide: props) or "inflate" (rounded: characters)
 
 
 CATEGORIES: dict[str, Category] = {
-    "hero": Category(height_m=1.8, thickness=0.35),  # characters, vehicles: seen up close
-    "prop": Category(height_m=1.0, thickness=0.5),  # crates, barrels, furniture
-    "small_prop": Category(height_m=0.3, thickness=0.6),  # bottles, tools, pickups
-    "environment": Category(height_m=4.0, thickness=0.5),  # rocks, trees, building pieces
+    "hero": Category(height_m=1.8, thickness=0.35, depth_profile="inflate"),  # characters, vehicles: seen up close
+    "prop": Category(height_m=1.0, thickness=1.0),  # crates, barrels, furniture: as deep as wide
+    "small_prop": Category(height_m=0.3, thickness=1.0),  # bottles, tools, pickups
+    "environment": Category(height_m=4.0, thickness=0.8),  # rocks, trees, building pieces
 }
 
 

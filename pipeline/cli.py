@@ -95,7 +95,8 @@ def demo(args: argparse.Namespace) -> int:
     for folder in found:
         latest = None if folder.asset_id in failures else read_latest(target, folder.asset_id)
         if latest is None:
-            rows.append([folder.asset_id, "-", "FAILED", failures.get(folder.asset_id, "not published")])
+            rows.append([folder.asset_id, "-", "FAILED (reason below)" if folder.asset_id in failures else "-",
+                         "not published"])
             continue
         tris = " / ".join(str(lv["triangles"]) for lv in latest["lods"])
         first = next(iter(latest["exports"].values()))

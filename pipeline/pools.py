@@ -29,7 +29,7 @@ def provider_slot(context: dg.AssetExecutionContext, provider: str, *, poll_s: f
     if info.limit is None or (info.using_default_limit and info.slot_count == 0):
         storage.set_concurrency_slots(key, POOL_LIMITS.get(provider, 1))
         info = storage.get_concurrency_info(key)
-    run_id, step_key = context.run_id, context.op_execution_context.get_step_execution_context().step.key
+    run_id, step_key = context.run.run_id, context.op_execution_context.get_step_execution_context().step.key
     waited = 0.0
     claim = storage.claim_concurrency_slot(key, run_id, step_key)
     while not claim.is_claimed:

@@ -109,7 +109,7 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
     )
     # A backfill's runs share one budget: the ledger is keyed by the backfill id, else the run id.
     budget = SpendBudget(config.max_spend_usd, store=store,
-                         run_id=context.run.tags.get("dagster/backfill") or context.run_id)
+                         run_id=context.run.tags.get("dagster/backfill") or context.run.run_id)
     started = time.monotonic()
     try:
         provider = make_provider(provider_name, base_url=config.base_url, options=options)

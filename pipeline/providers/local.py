@@ -35,11 +35,14 @@ class LocalProvider:
             "height_m": float(request.height_m or cat.height_m),
             "thickness": float(opts.get("thickness", cat.thickness)),
             "roughness": float(opts.get("roughness", 0.8)),
+            "depth_profile": str(opts.get("depth_profile", cat.depth_profile)),
             "kiln_version": KILN_VERSION,
         }
         for key in ("resolution", "texture_size"):
             if opts.get(key) is not None:
                 params[key] = int(opts[key])
+        if opts.get("hull_roundness") is not None:
+            params["hull_roundness"] = float(opts["hull_roundness"])
         return params
 
     def cost_usd(self, params: dict[str, Any]) -> float:

@@ -1,0 +1,188 @@
+"""Benchmark of the offline generator (`local` provider): fidelity, speed and memory per asset.
+
+    .venv/bin/python bench/reconstruct_bench.py [--resolution N] [--repeat 2] [--only NAME ...]
+
+Runs `pipeline.geometry.reconstruct` on every folder in data/concepts/ (with its asset.toml) and
+on every concept image in ../shared/testdata/images/ (each single view alone, and the multi-view
+sets orangeguy_1..3 and mushroom_1..3 as 3-view turnarounds), then prints one row per asset:
+
+- IoU per given view: the model rendered orthographically from that view's angle, in that view's
+  framing, against the view's foreground mask (target >= 0.95 for every view);
+- colour: mean absolute RGB difference, 0-255, between the unlit front render and the front image
+  inside both masks (0 = identical; ~10 is a visibly faithful texture);
+- agree: for turnarounds, IoU of the front silhouette with the mirrored back one (both scaled to one
+  height). Orthographic front and back silhouettes of one solid are exact mirror images, so this
+  bounds what any reconstruction can reach: IoU >= 0.95 on both needs agree >= ~0.90;
+- seconds (best of --repeat runs; targets < 3 s one view, < 8 s three views on 2 cores), the
+  preview_png time from the written GLB (texture decode included; target < 0.3 s), and peak
+  Python-heap memory during one run (tracemalloc; numpy buffers included).
+
+Contact sheets (input views beside front, side, back and three-quarter renders) go to bench/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import tomllib
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.categories import category  # noqa: E402
+from pipeline.geometry.foreground import foreground  # noqa: E402
+from pipeline.geometry.glb import read_glb, write_glb  # noqa: E402
+from pipeline.geometry.reconstruct import (  # noqa: E402
+    ReconstructionConfig,
+    _mirror_match,
+    colour_difference,
+    reconstruct,
+    resolve_angles,
+    silhouette_iou,
+)
+from pipeline.geometry.render import _texture_pixels, contact_sheet, preview_png  # noqa: E402
+
+TESTDATA = ROOT.parent / "shared" / "testdata" / "images"
+OUT = ROOT / "bench" / "out"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+
+
+@dataclass
+class Case:
+    name: str
+    files: list[Path]
+    config: ReconstructionConfig
+    angles: list[str | float] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def concept_cases(resolution: int | None) -> list[Case]:
+    cases = []
+    concepts = ROOT / "data" / "concepts"
+    for folder in sorted(p for p in concepts.iterdir() if p.is_dir()) if concepts.is_dir() else []:
+        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            continue
+        settings = {}
+        if (folder / "asset.toml").is_file():
+            settings = tomllib.loads((folder / "asset.toml").read_text("utf-8"))
+        cat = category(settings.get("category"))
+        config = ReconstructionConfig(height_m=float(settings.get("height_m") or cat.height_m),
+                                      thickness=float(settings.get("thickness", cat.thickness)))
+        if resolution:
+            config.resolution = resolution
+        cases.append(Case(f"concepts/{folder.name}", images, config, settings.get("views") or None))
+    return cases
+
+
+def testdata_cases(resolution: int | None) -> list[Case]:
+    if not TESTDATA.is_dir():
+        print(f"note: {TESTDATA} not found; benchmarking data/concepts only", file=sys.stderr)
+        return []
+    config = ReconstructionConfig(resolution=resolution) if resolution else ReconstructionConfig()
+    cases = []
+    singles = sorted(TESTDATA.glob("single/**/*.png"))
+    multi = sorted(TESTDATA.glob("multiview/**/*.png"))
+    for path in singles + multi:
+        cases.append(Case(f"{path.stem}", [path], config))
+    sets: dict[str, list[Path]] = {}
+    for path in multi:
+        sets.setdefault(path.stem.rsplit("_", 1)[0], []).append(path)
+    for name, paths in sorted(sets.items()):
+        cases.append(Case(f"{name}_turnaround", sorted(paths), config))
+    return cases
+
+
+def run_case(case: Case, repeat: int) -> dict:
+    views = [(p.name, p.read_bytes()) for p in case.files]
+    times = []
+    model = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        model = reconstruct(views, case.config, angles=case.angles)
+        times.append(time.perf_counter() - started)
+    tracemalloc.start()
+    reconstruct(views, case.config, angles=case.angles)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    glb = write_glb(model)
+    _texture_pixels.cache_clear()  # time the preview as the pipeline pays it: from the GLB, cold
+    started = time.perf_counter()
+    preview_png(read_glb(glb))
+    preview_seconds = time.perf_counter() - started
+    glb_again = write_glb(reconstruct(views, case.config, angles=case.angles))
+    fgs = [foreground(data, name) for name, data in views]
+    yaws = resolve_angles(fgs, case.angles, [n for n, _ in views])
+    angles = ["top" if y is None else y for y in yaws]
+    ious = [silhouette_iou(model, data, a, name) for (name, data), a in zip(views, angles)]
+    colour = colour_difference(model, views[0][1], angles[0], views[0][0])
+    agree = None
+    backs = [i for i, y in enumerate(yaws) if y is not None and abs(((y - yaws[0]) % 360) - 180) < 1]
+    if backs:
+        agree = _mirror_match(fgs[0], fgs[backs[0]])
+    OUT.mkdir(parents=True, exist_ok=True)
+    labels = [f"{n} ({a if isinstance(a, str) else f'{a:g}°'})" for (n, _), a in zip(views, angles)]
+    sheet = contact_sheet(model, [d for _, d in views], title=f"{case.name}: {model.triangle_count:,} triangles, "
+                          f"IoU {' / '.join(f'{i:.3f}' for i in ious)}", view_labels=labels)
+    sheet_path = OUT / f"{case.name.replace('/', '__')}.png"
+    sheet.save(sheet_path)
+    return {
+        "name": case.name, "views": len(views), "triangles": model.triangle_count, "ious": ious,
+        "colour": colour, "agree": agree, "seconds": min(times), "all_seconds": times, "preview": preview_seconds, "peak_mb": peak / 2**20,
+        "glb_mb": len(glb) / 2**20, "deterministic": glb == glb_again, "sheet": sheet_path,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--resolution", type=int, default=None, help="override ReconstructionConfig.resolution")
+    parser.add_argument("--repeat", type=int, default=2, help="timed runs per asset (the best is reported)")
+    parser.add_argument("--only", nargs="*", default=None, help="substrings of asset names to run")
+    args = parser.parse_args()
+    cases = concept_cases(args.resolution) + testdata_cases(args.resolution)
+    if args.only:
+        cases = [c for c in cases if any(s in c.name for s in args.only)]
+    print(f"{os.cpu_count()} CPUs; resolution {cases[0].config.resolution if cases else '-'}; "
+          f"best of {args.repeat} runs; colour = mean |RGB diff| (0-255) front render vs image inside mask")
+    header = f"{'asset':34} {'views':>5} {'triangles':>9} {'IoU per view':>22} {'agree':>5} {'colour':>6} " \
+             f"{'seconds':>7} {'preview':>7} {'peak MB':>7} {'GLB MB':>6} {'det':>3}"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for case in cases:
+        try:
+            row = run_case(case, max(1, args.repeat))
+        except ValueError as exc:
+            print(f"{case.name:34} FAILED: {exc}")
+            continue
+        rows.append(row)
+        ious = " ".join(f"{i:.3f}" for i in row["ious"])
+        agree = f"{row['agree']:.2f}" if row["agree"] is not None else "-"
+        print(f"{row['name']:34} {row['views']:>5} {row['triangles']:>9,} {ious:>22} {agree:>5} {row['colour']:>6.1f} "
+              f"{row['seconds']:>7.2f} {row['preview']:>7.2f} {row['peak_mb']:>7.0f} {row['glb_mb']:>6.1f} {'yes' if row['deterministic'] else 'NO':>3}",
+              flush=True)
+    if not rows:
+        return 1
+    single = [r for r in rows if r["views"] == 1]
+    multi = [r for r in rows if r["views"] > 1]
+    low = [(r["name"], i + 1, v) for r in rows for i, v in enumerate(r["ious"]) if v < 0.95]
+    print()
+    if single:
+        print(f"one view:   {len(single)} assets, max {max(r['seconds'] for r in single):.2f} s (target < 3 s), "
+              f"min IoU {min(min(r['ious']) for r in single):.3f}")
+    if multi:
+        print(f"turnaround: {len(multi)} assets, max {max(r['seconds'] for r in multi):.2f} s (target < 8 s for 3 views), "
+              f"min IoU {min(min(r['ious']) for r in multi):.3f}")
+    for name, view, value in low:
+        print(f"below 0.95: {name} view {view}: {value:.3f}")
+    print(f"all outputs deterministic: {all(r['deterministic'] for r in rows)}; contact sheets in {OUT.relative_to(ROOT)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,366 @@
+"""A small numpy software rasterizer: previews for artists and the renders the metrics compare.
+
+No GPU, no OpenGL context: a z-buffer over vectorized triangle fragments, barycentric texture
+lookup and Lambert shading. Good enough to judge a blockout at 256-1024 px and exact enough for
+silhouette IoU (a pixel is covered when its centre is inside a triangle).
+
+Camera convention: yaw 0 looks at the model's front (+Z faces the camera); positive yaw orbits the
+camera counter-clockwise seen from above (yaw 90 puts the camera on +X, the model's left side);
+positive pitch raises the camera and looks down. Screen x grows to the right, y upward, in meters
+of the model, through an orthographic frame (left, right, bottom, top).
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .model import Model
+
+Frame = tuple[float, float, float, float]  # (left, right, bottom, top) on the image plane, meters
+_FRAGMENT_CHUNK = 4_000_000  # candidate pixels per vectorized batch (bounds peak memory)
+_LIGHT = np.array([-0.35, 0.55, 0.75])  # camera space: from the upper left, in front
+
+
+def camera_basis(yaw_deg: float, pitch_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(right, up, toward_camera) unit vectors in model space."""
+    yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
+    toward = np.array([np.cos(pitch) * np.sin(yaw), np.sin(pitch), np.cos(pitch) * np.cos(yaw)])
+    right = np.array([np.cos(yaw), 0.0, -np.sin(yaw)])
+    up = np.cross(toward, right)
+    return right, up, toward
+
+
+def fit_frame(model: Model, yaw_deg: float = 0.0, pitch_deg: float = 0.0, margin: float = 0.06,
+              aspect: float = 1.0, turntable: bool = False) -> Frame:
+    """An orthographic frame around the model's bounding box as seen from this camera.
+
+    With `turntable`, the frame depends only on the bounding box (not on the angle), so renders
+    from several angles share one scale, as a turnaround sheet should.
+    """
+    lo, hi = (b.astype(np.float64) for b in model.bounds())
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    if turntable:
+        centre = (lo + hi) / 2
+        radius = max(float(np.linalg.norm(hi - lo)) / 2, 1e-6)
+        right, up, _ = camera_basis(yaw_deg, pitch_deg)
+        cx, cy = centre @ right, centre @ up
+        half_w = half_h = radius
+    else:
+        right, up, _ = camera_basis(yaw_deg, pitch_deg)
+        sx, sy = corners @ right, corners @ up
+        cx, cy = (sx.min() + sx.max()) / 2, (sy.min() + sy.max()) / 2
+        half_w = max((sx.max() - sx.min()) / 2, 1e-6)
+        half_h = max((sy.max() - sy.min()) / 2, 1e-6)
+    half_w, half_h = half_w * (1 + margin), half_h * (1 + margin)
+    if half_w / half_h < aspect:
+        half_w = half_h * aspect
+    else:
+        half_h = half_w / aspect
+    return (cx - half_w, cx + half_w, cy - half_h, cy + half_h)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rasterization
+
+
+def _flatten(model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """All primitives as one triangle soup: positions, triangles, normals, uvs, material per triangle."""
+    positions, triangles, normals, uvs, materials = [], [], [], [], []
+    offset = 0
+    any_uv = any(p.uvs is not None for p in model.primitives)
+    for prim in model.primitives:
+        if prim.triangle_count == 0:
+            continue
+        positions.append(prim.positions)
+        triangles.append(prim.triangles.astype(np.int64) + offset)
+        if prim.normals is not None:
+            normals.append(prim.normals)
+        else:
+            from .model import vertex_normals
+
+            normals.append(vertex_normals(prim.positions, prim.indices))
+        if any_uv:
+            uvs.append(prim.uvs if prim.uvs is not None else np.zeros((prim.vertex_count, 2), np.float32))
+        materials.append(np.full(prim.triangle_count, prim.material, np.int32))
+        offset += prim.vertex_count
+    if not positions:
+        empty = np.zeros((0, 3), np.float32)
+        return empty, np.zeros((0, 3), np.int64), empty, None, np.zeros(0, np.int32)
+    return (np.concatenate(positions), np.concatenate(triangles), np.concatenate(normals),
+            np.concatenate(uvs) if any_uv else None, np.concatenate(materials))
+
+
+def rasterize(screen: np.ndarray, depth: np.ndarray, triangles: np.ndarray, width: int, height: int,
+              cull: np.ndarray | bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Visible triangle and barycentrics per pixel.
+
+    `screen` is (n, 2) vertex positions in pixels (x right, y down, pixel centres at +0.5),
+    `depth` (n,) grows toward the camera. `cull` (per triangle, or one flag for all) drops
+    triangles whose back faces the camera (glTF's single-sided materials; counter-clockwise is the
+    front). Returns `tri` (h, w) int32 (-1 where empty) and `bary` (h, w, 3) float32. The nearest
+    fragment wins; exact ties go to the same triangle on every run (deterministic).
+    """
+    tri = np.full(height * width, -1, np.int32)
+    bary = np.zeros((height * width, 3), np.float32)
+    if len(triangles) == 0:
+        return tri.reshape(height, width), bary.reshape(height, width, 3)
+    p = screen[triangles].astype(np.float64)  # (m, 3, 2)
+    x0, y0, x1, y1, x2, y2 = p[:, 0, 0], p[:, 0, 1], p[:, 1, 0], p[:, 1, 1], p[:, 2, 0], p[:, 2, 1]
+    # elementwise min/max of the three corners: much faster than a reduction over a length-3 axis
+    lo_x = np.maximum(np.ceil(np.minimum(np.minimum(x0, x1), x2) - 0.5), 0).astype(np.int64)
+    lo_y = np.maximum(np.ceil(np.minimum(np.minimum(y0, y1), y2) - 0.5), 0).astype(np.int64)
+    hi_x = np.minimum(np.floor(np.maximum(np.maximum(x0, x1), x2) - 0.5), width - 1).astype(np.int64)
+    hi_y = np.minimum(np.floor(np.maximum(np.maximum(y0, y1), y2) - 0.5), height - 1).astype(np.int64)
+    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)  # < 0: counter-clockwise on screen (y up)
+    live = (hi_x >= lo_x) & (hi_y >= lo_y) & (np.abs(area) > 1e-12)
+    live &= ~(np.asarray(cull, bool) & (area > 0))
+    # Barycentrics and depth are affine in the pixel position: w = A x + B y + C, with x, y taken
+    # relative to each triangle's first candidate pixel centre so that float32 keeps them exact.
+    inv = 1.0 / np.where(live, area, 1.0)
+    ox, oy = lo_x + 0.5, lo_y + 0.5
+    a0, b0 = -(y2 - y1) * inv, (x2 - x1) * inv
+    c0 = ((x2 - x1) * (oy - y1) - (y2 - y1) * (ox - x1)) * inv
+    a1, b1 = -(y0 - y2) * inv, (x0 - x2) * inv
+    c1 = ((x0 - x2) * (oy - y2) - (y0 - y2) * (ox - x2)) * inv
+    z = depth[triangles].astype(np.float64)
+    az = a0 * (z[:, 0] - z[:, 2]) + a1 * (z[:, 1] - z[:, 2])
+    bz = b0 * (z[:, 0] - z[:, 2]) + b1 * (z[:, 1] - z[:, 2])
+    cz = c0 * (z[:, 0] - z[:, 2]) + c1 * (z[:, 1] - z[:, 2]) + z[:, 2]
+    coef = np.stack([a0, b0, c0, a1, b1, c1, az, bz, cz], axis=1).astype(np.float32)
+    span = np.maximum(hi_x - lo_x, hi_y - lo_y) + 1
+    frag_pix, frag_depth, frag_tri, frag_bary = [], [], [], []
+    k, prev = 1, 0
+    while prev < max(width, height):
+        ids = np.flatnonzero(live & (span > prev) & (span <= k))
+        chunk = max(1, _FRAGMENT_CHUNK // (k * k))
+        offs = np.arange(k, dtype=np.float32)
+        for start in range(0, len(ids), chunk):
+            t = ids[start:start + chunk]
+            c = coef[t]
+            dx, dy = offs[None, None, :], offs[None, :, None]
+            w0 = c[:, 0, None, None] * dx + c[:, 1, None, None] * dy + c[:, 2, None, None]  # (c, k, k)
+            w1 = c[:, 3, None, None] * dx + c[:, 4, None, None] * dy + c[:, 5, None, None]
+            eps = np.float32(-1e-6)
+            inside = (w0 >= eps) & (w1 >= eps) & (w0 + w1 <= 1 - eps)
+            if k > 1:
+                inside &= (dx <= (hi_x[t] - lo_x[t]).astype(np.float32)[:, None, None])
+                inside &= (dy <= (hi_y[t] - lo_y[t]).astype(np.float32)[:, None, None])
+            ci, yy, xx = np.nonzero(inside)
+            if len(ci) == 0:
+                continue
+            tt = t[ci]
+            b0_ = w0[ci, yy, xx]
+            b1_ = w1[ci, yy, xx]
+            frag_bary.append(np.stack([b0_, b1_, 1 - b0_ - b1_], axis=1))
+            frag_depth.append(c[ci, 6] * xx + c[ci, 7] * yy + c[ci, 8])
+            frag_pix.append((lo_y[tt] + yy) * width + lo_x[tt] + xx)
+            frag_tri.append(tt)
+        prev, k = k, k * 2
+    if not frag_pix:
+        return tri.reshape(height, width), bary.reshape(height, width, 3)
+    pix = np.concatenate(frag_pix)
+    d = np.concatenate(frag_depth)
+    ftri = np.concatenate(frag_tri)
+    # Nearest fragment per pixel in one pass: key = quantized distance from the camera, minimum
+    # per pixel, then keep the fragments that hold it (a later duplicate wins ties: deterministic).
+    near, far = float(d.max()), float(d.min())
+    q = ((near - d) * ((2**31 - 2) / max(near - far, 1e-30))).astype(np.int64)
+    best = np.full(height * width, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(best, pix, q)
+    win = np.flatnonzero(q == best[pix])
+    tri[pix[win]] = ftri[win]
+    bary[pix[win]] = np.concatenate(frag_bary)[win]
+    return tri.reshape(height, width), bary.reshape(height, width, 3)
+
+
+def _project(positions: np.ndarray, yaw_deg: float, pitch_deg: float, frame: Frame, width: int, height: int,
+             ortho: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices to pixel coordinates; returns (screen (n,2), depth (n,), perspective weights (n,))."""
+    right, up, toward = camera_basis(yaw_deg, pitch_deg)
+    pos = positions.astype(np.float64)
+    sx, sy, depth = pos @ right, pos @ up, pos @ toward
+    left, rgt, bottom, top = frame
+    inv_w = np.ones(len(pos))
+    if not ortho:
+        # A 35 mm-ish lens placed so that the frame's extent fits at the model's centre depth.
+        fov = np.radians(30.0)
+        half = max(rgt - left, top - bottom) / 2
+        distance = half / np.tan(fov / 2)
+        cx, cy = (left + rgt) / 2, (bottom + top) / 2
+        z_cam = distance - depth + float(np.mean(depth)) if len(depth) else distance
+        z_cam = np.maximum(z_cam, 1e-3 * distance)
+        scale = distance / z_cam
+        sx, sy = cx + (sx - cx) * scale, cy + (sy - cy) * scale
+        inv_w = 1.0 / z_cam
+        depth = -z_cam
+    screen = np.stack([(sx - left) / (rgt - left) * width, (top - sy) / (top - bottom) * height], axis=1)
+    return screen, depth, inv_w
+
+
+def _single_sided(model: Model, tri_material: np.ndarray) -> np.ndarray:
+    """Per triangle: may its back face be culled? (glTF: unless the material is double-sided)."""
+    single = np.array([not m.double_sided for m in model.materials] + [True], bool)
+    return single[np.minimum(tri_material, len(model.materials))]
+
+
+def _size(size: int | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(size, (tuple, list)):
+        return int(size[0]), int(size[1])
+    return int(size), int(size)
+
+
+def render_mask(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, size: int | tuple[int, int] = 256,
+                frame: Frame | None = None, ortho: bool = True) -> np.ndarray:
+    """Silhouette as an (h, w) bool array; `size` is an int or (width, height).
+
+    Pass `frame` (left, right, bottom, top in meters on the image plane) to match another image's
+    framing exactly, as the silhouette IoU does; by default the model fills the frame.
+    """
+    width, height = _size(size)
+    positions, triangles, _, _, tri_material = _flatten(model)
+    frame = frame or fit_frame(model, yaw_deg, pitch_deg, aspect=width / height)
+    screen, depth, _ = _project(positions, yaw_deg, pitch_deg, frame, width, height, ortho)
+    tri, _ = rasterize(screen, depth, triangles, width, height, cull=_single_sided(model, tri_material))
+    return tri >= 0
+
+
+@lru_cache(maxsize=8)
+def _texture_pixels(data: bytes, max_side: int) -> np.ndarray:
+    """Decoded base colour texture (float32 RGB, linear-in-sRGB-values) no larger than max_side."""
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced size directly
+    image = image.convert("RGBA")
+    if max(image.size) > max_side:
+        scale = max_side / max(image.size)
+        image = image.resize((max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale))),
+                             Image.Resampling.BOX)
+    return np.asarray(image, np.float32) / 255.0
+
+
+def _sample(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Bilinear lookup with clamp-to-edge; uv (k, 2) in glTF convention (v down)."""
+    h, w = texture.shape[:2]
+    x = np.clip(uv[:, 0] * w - 0.5, 0, w - 1)
+    y = np.clip(uv[:, 1] * h - 0.5, 0, h - 1)
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    top = texture[y0, x0] * (1 - fx) + texture[y0, x1] * fx
+    bottom = texture[y1, x0] * (1 - fx) + texture[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def render(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, size: int | tuple[int, int] = 256,
+           ortho: bool = True, background=(0, 0, 0, 0), frame: Frame | None = None, lighting: bool = True,
+           texture_side: int | None = None) -> np.ndarray:
+    """(h, w, 4) uint8 RGBA render: base colour (texture x factor) with simple Lambert shading.
+
+    `lighting=False` returns the unlit base colour, which is what colour-fidelity metrics compare
+    with the concept image. `texture_side` caps the decoded texture size (default: 2x the render).
+    """
+    width, height = _size(size)
+    positions, triangles, normals, uvs, tri_material = _flatten(model)
+    frame = frame or fit_frame(model, yaw_deg, pitch_deg, aspect=width / height)
+    screen, depth, inv_w = _project(positions, yaw_deg, pitch_deg, frame, width, height, ortho)
+    tri, bary = rasterize(screen, depth, triangles, width, height, cull=_single_sided(model, tri_material))
+    out = np.empty((height, width, 4), np.uint8)
+    out[:] = np.asarray(background, np.uint8)
+    covered = tri >= 0
+    if not covered.any():
+        return out
+    t = tri[covered]
+    b = bary[covered].astype(np.float64)
+    if not ortho:  # perspective-correct interpolation
+        b = b * inv_w[triangles[t]]
+        b /= b.sum(axis=1, keepdims=True)
+    corners = triangles[t]  # (k, 3)
+    colour = np.ones((len(t), 3))
+    alpha = np.ones(len(t))
+    max_side = texture_side or 2 * max(width, height)
+    for index, material in enumerate(model.materials):
+        sel = tri_material[t] == index
+        if not sel.any():
+            continue
+        factor = np.asarray(material.base_color_factor, np.float64)
+        rgba = np.tile(factor, (int(sel.sum()), 1))
+        if material.base_color_texture is not None and uvs is not None:
+            uv = (uvs[corners[sel]] * b[sel, :, None]).sum(axis=1)
+            try:
+                texture = _texture_pixels(material.base_color_texture.data, max_side)
+                rgba = rgba * _sample(texture, uv)
+            except (OSError, ValueError):
+                pass  # an undecodable texture renders as its factor alone
+        colour[sel] = rgba[:, :3]
+        alpha[sel] = rgba[:, 3] if material.alpha_mode != "OPAQUE" else 1.0
+    if lighting:
+        right, up, toward = camera_basis(yaw_deg, pitch_deg)
+        n = (normals[corners].astype(np.float64) * b[:, :, None]).sum(axis=1)
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        n_cam = np.stack([n @ right, n @ up, n @ toward], axis=1)
+        n_cam[n_cam[:, 2] < 0] *= -1  # two-sided: a back face seen through a hole still gets light
+        light = _LIGHT / np.linalg.norm(_LIGHT)
+        shade = 0.35 + 0.75 * np.clip(n_cam @ light, 0, 1)
+        colour = colour * shade[:, None]
+    pixels = np.clip(colour * 255 + 0.5, 0, 255).astype(np.uint8)
+    out[covered, :3] = pixels
+    out[covered, 3] = np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _encode_png(rgba: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, "PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def preview_png(model: Model, size: int = 256, yaw_deg: float = 30.0, pitch_deg: float = 15.0) -> bytes:
+    """A three-quarter preview as PNG bytes with a transparent background (for the Dagster UI).
+
+    Rendered larger (2x up to 768 px) and box-filtered down, so edges are anti-aliased; the cost
+    grows with the pixel count, so big previews supersample less.
+    """
+    render_size = max(size, min(2 * size, 768))
+    big = render(model, yaw_deg=yaw_deg, pitch_deg=pitch_deg, size=render_size, texture_side=render_size)
+    small = Image.fromarray(big, "RGBA").convert("RGBa").resize((size, size), Image.Resampling.BOX).convert("RGBA")
+    return _encode_png(np.asarray(small))
+
+
+SHEET_VIEWS = (("front", 0.0, 0.0), ("side", 90.0, 0.0), ("back", 180.0, 0.0), ("3/4", 30.0, 15.0))
+
+
+def contact_sheet(model: Model, views: list[np.ndarray | bytes] | tuple = (), *, size: int = 256,
+                  title: str | None = None, view_labels: list[str] | None = None) -> Image.Image:
+    """Input views beside front, side, back and three-quarter renders, on one neutral sheet.
+
+    `views` are concept images (encoded bytes or RGBA arrays). Renders share one scale, so
+    proportions between them can be compared directly. Returns a PIL RGB image (`.save(path)`).
+    """
+    cells: list[tuple[str, Image.Image]] = []
+    for i, view in enumerate(views):
+        image = Image.open(io.BytesIO(view)) if isinstance(view, (bytes, bytearray)) else Image.fromarray(np.asarray(view))
+        image = image.convert("RGBA")
+        image.thumbnail((size, size), Image.Resampling.LANCZOS)
+        label = view_labels[i] if view_labels and i < len(view_labels) else f"view {i + 1}"
+        cells.append((label, image))
+    for label, yaw, pitch in SHEET_VIEWS:
+        frame = fit_frame(model, yaw, pitch, turntable=True)
+        big = render(model, yaw_deg=yaw, pitch_deg=pitch, size=2 * size, frame=frame, texture_side=2 * size)
+        image = Image.fromarray(big, "RGBA").convert("RGBa").resize((size, size), Image.Resampling.BOX)
+        cells.append((label, image.convert("RGBA")))
+    pad, caption = 8, 16 if title is None else 16
+    top = 20 if title else 0
+    sheet = Image.new("RGB", (pad + len(cells) * (size + pad), top + size + caption + 2 * pad), (72, 72, 76))
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((pad, 4), title, fill=(235, 235, 235))
+    for i, (label, image) in enumerate(cells):
+        x = pad + i * (size + pad)
+        backdrop = Image.new("RGBA", (size, size), (96, 96, 102, 255))
+        backdrop.alpha_composite(image, ((size - image.size[0]) // 2, (size - image.size[1]) // 2))
+        sheet.paste(backdrop.convert("RGB"), (x, top + pad))
+        draw.text((x + 2, top + pad + size + 2), label, fill=(220, 220, 220))
+    return sheet
