@@ -5,8 +5,8 @@ Left unset, both follow the environment (DESIGN.md): `KILN_STORE_URI` (default
 `s3://bucket/prefix`, reached through boto3's standard credential chain and `AWS_ENDPOINT_URL_S3`.
 """
 
-from __future__ import annotations
 
+import json
 from typing import Optional
 
 import dagster as dg
@@ -36,3 +36,46 @@ class KilnStorage(dg.ConfigurableResource):
         from .export.publish import open_target
 
         return open_target(self.export_location())
+
+
+class ManifestIOManager(dg.ConfigurableIOManager):
+    """Asset values (small JSON manifests pointing at blobs) as records in the blob store.
+
+    Every machine of a team reads the same store, so a run on one machine can load what another
+    machine materialized (with the default filesystem IO manager they would stay in one
+    DAGSTER_HOME). Records: `manifests/<asset_key>/<partition>.json`.
+    """
+
+    storage: dg.ResourceDependency[KilnStorage]
+
+    @staticmethod
+    def _record(asset_key: dg.AssetKey, partition: str | None) -> str:
+        return f"manifests/{'/'.join(asset_key.path)}/{partition or '__all__'}.json"
+
+    @staticmethod
+    def _partitions(context) -> list[str | None]:
+        return list(context.asset_partition_keys) if context.has_asset_partitions else [None]
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        if obj is None:
+            return
+        partitions = self._partitions(context)
+        values = obj if len(partitions) > 1 else {partitions[0]: obj}
+        store = self.storage.blob_store()
+        for partition in partitions:
+            store.put_record(self._record(context.asset_key, partition),
+                             json.dumps(values[partition], sort_keys=True).encode())
+
+    def load_input(self, context: dg.InputContext):
+        store = self.storage.blob_store()
+        partitions = self._partitions(context)
+        values = {}
+        for partition in partitions:
+            data = store.get_record(self._record(context.asset_key, partition))
+            if data is None:
+                raise dg.Failure(
+                    f"{context.asset_key.to_user_string()} has no stored value"
+                    f"{f' for {partition}' if partition else ''} in {store.uri}: materialize it first"
+                )
+            values[partition] = json.loads(data)
+        return values if len(partitions) > 1 else values[partitions[0]]
