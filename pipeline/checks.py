@@ -61,7 +61,8 @@ def generated_model_valid(storage: KilnStorage, generated_model: dict) -> dg.Ass
     description=(
         "Every LOD level's GLB is valid (structure, index ranges, no degenerate triangles, unit normals, "
         "finite UVs, power-of-two textures within limits, PBR materials), triangle counts fall level by "
-        "level and LOD0 meets the budget.\n\n"
+        "level, LOD0 meets the budget and each level's measured surface error (max sampled distance to "
+        "LOD0, in meters) is within its limit.\n\n"
         "If it fails: lower the budget or adjust the ratios (launchpad or asset.toml `[lod]`)."
     ),
 )
@@ -75,6 +76,8 @@ def lod_levels_valid(storage: KilnStorage, lod_chain: dict) -> dg.AssetCheckResu
     counts = [lv["triangles"] for lv in lod_chain["levels"]]
     findings.append(validate.check_triangles_fall(counts))
     findings.append(validate.check_budget(counts[0], lod_chain["budget"]["lod0_triangles"]))
+    findings.append(validate.check_lod_errors([lv["error_m"] for lv in lod_chain["levels"]],
+                                              [lv["error_limit_m"] for lv in lod_chain["levels"]]))
     return _result(findings, triangles_per_level=counts)
 
 

@@ -15,7 +15,7 @@ from ..resources import KilnStorage
 from .generation import FOLLOW_UPSTREAM
 from .common import game_assets, lineage_metadata, md_table
 
-LOD_CODE_VERSION = "1"  # bump when the chain's output changes for the same input and budget
+LOD_CODE_VERSION = "2"  # bump when the chain's output changes for the same input and budget
 
 
 class LodConfig(dg.Config):
@@ -83,6 +83,7 @@ def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: Kil
                 "error_m": float(lod.error_m),
                 "error_mean_m": float(lod.error_mean_m),
                 "error_estimate_m": float(lod.error_estimate_m),
+                "error_limit_m": float(lod.error_limit_m),
                 "screen_size": float(lod.screen_size),
                 "method": lod.method,
                 "texture_size": lod.texture_size,
@@ -105,8 +106,9 @@ def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: Kil
     }
     metadata = {
         "levels": md_table(
-            ["LOD", "triangles", "vertices", "error (mm)", "screen size", "method", "texture", "KB"],
-            [[lv["level"], lv["triangles"], lv["vertices"], round(lv["error_m"] * 1000, 2), round(lv["screen_size"], 3),
+            ["LOD", "triangles", "vertices", "error (mm)", "limit (mm)", "screen size", "method", "texture", "KB"],
+            [[lv["level"], lv["triangles"], lv["vertices"], round(lv["error_m"] * 1000, 2),
+              round(lv["error_limit_m"] * 1000, 2), round(lv["screen_size"], 3),
               lv["method"], lv["texture_size"] or "-", round(lv["bytes"] / 1024, 1)] for lv in levels]),
         "triangles_per_level": [lv["triangles"] for lv in levels],
         "error_m_per_level": [round(lv["error_m"], 6) for lv in levels],

@@ -1,0 +1,330 @@
+"""LOD chains: budgets, falling triangle counts, measured error within limits, power-of-two
+textures, materials kept, determinism, and every level of every input valid for Khronos."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.geometry.glb import GlbError, read_glb, write_glb
+from pipeline.geometry.lod import (
+    CATEGORY_BUDGETS,
+    TARGET_TOLERANCE,
+    LodBudget,
+    Surface,
+    _point_triangle_distance,
+    build_lod_chain,
+    downscale_texture,
+    screen_size_for_error,
+    surface_distance,
+    switch_distance_m,
+)
+from pipeline.geometry.model import Material, Model, Primitive, Texture, vertex_normals
+from tests import khronos
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+
+
+def png(width: int, height: int, seed: int = 0) -> Texture:
+    rng = np.random.default_rng(seed)
+    pixels = (rng.random((height, width, 3)) * 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(out, format="PNG")
+    return Texture(out.getvalue())
+
+
+def sphere_grid(segments: int, rings: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A bumpy UV sphere (with its texture seam and poles): positions, indices, UVs."""
+    uu, vv = np.meshgrid(np.linspace(0, 1, segments + 1), np.linspace(0, 1, rings + 1))
+    theta, phi = vv * np.pi, uu * 2 * np.pi
+    r = 0.5 + 0.02 * np.sin(6 * phi) * np.sin(5 * theta)
+    pos = np.stack([r * np.sin(theta) * np.cos(phi), r * np.cos(theta) + 0.5, r * np.sin(theta) * np.sin(phi)], -1)
+    ids = np.arange((rings + 1) * (segments + 1)).reshape(rings + 1, segments + 1)
+    a, b, c, d = ids[:-1, :-1], ids[:-1, 1:], ids[1:, :-1], ids[1:, 1:]
+    tri = np.concatenate([np.stack([a, d, b], -1)[1:].reshape(-1, 3), np.stack([a, c, d], -1)[:-1].reshape(-1, 3)])
+    uvs = np.stack([uu, vv], -1).reshape(-1, 2)
+    return pos.reshape(-1, 3).astype(np.float32), tri.reshape(-1).astype(np.uint32), uvs
+
+
+def two_material_sphere(segments: int = 32, rings: int = 40) -> Model:
+    """A textured top hemisphere and a plain-coloured bottom one sharing the equator's positions."""
+    pos, idx, uvs = sphere_grid(segments, rings)
+    normals = vertex_normals(pos, idx)
+    tri = idx.reshape(-1, 3)
+    top = pos[tri].mean(axis=1)[:, 1] >= 0.5
+    prims = []
+    for material, mask in ((0, top), (1, ~top)):
+        used, local = np.unique(tri[mask], return_inverse=True)
+        prims.append(Primitive(pos[used], local.reshape(-1), normals[used], uvs[used], material=material))
+    materials = [Material(name="painted", base_color_texture=png(300, 200)),
+                 Material(name="metal", base_color_factor=(0.6, 0.6, 0.65, 1.0), metallic=1.0)]
+    return Model(prims, materials, name="two_material_sphere")
+
+
+def faceted_boxes(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Separate flat-shaded boxes (each face its own normals and UV island: every edge a seam,
+    so the topology-preserving simplifier cannot touch them): positions, indices, normals, UVs."""
+    quads = []
+    for axis in range(3):
+        for side in (0.0, 1.0):
+            u, v = [a for a in range(3) if a != axis]
+            corners = np.zeros((4, 3), np.float32)
+            corners[:, axis] = side
+            corners[:, u] = [0, 1, 1, 0]
+            corners[:, v] = [0, 0, 1, 1]
+            normal = np.zeros(3, np.float32)
+            normal[axis] = 1.0 if side else -1.0
+            order = [0, 1, 2, 0, 2, 3] if np.cross(corners[1] - corners[0], corners[2] - corners[0]) @ normal > 0 \
+                else [0, 2, 1, 0, 3, 2]
+            quads.append((corners, normal, order))
+    pos, nrm, uvs, idx = [], [], [], []
+    for i in range(count):
+        offset = np.float32([i % 10, i // 10, 0]) * 0.1
+        for corners, normal, order in quads:
+            idx.extend(len(pos) + k for k in order)
+            pos.extend(corners * 0.05 + offset)
+            nrm.extend([normal] * 4)
+            uvs.extend([[0, 0], [1, 0], [1, 1], [0, 1]])
+    return (np.asarray(pos, np.float32), np.asarray(idx, np.uint32), np.asarray(nrm, np.float32),
+            np.asarray(uvs, np.float32))
+
+
+def sphere_and_boxes() -> Model:
+    """One primitive: a smooth sphere the simplifier can reduce a lot, and faceted boxes it cannot."""
+    pos, idx, uvs = sphere_grid(48, 32)
+    bpos, bidx, bnrm, buvs = faceted_boxes(100)
+    positions = np.concatenate([pos, bpos + [2, 0, 0]])
+    normals = np.concatenate([vertex_normals(pos, idx), bnrm])
+    indices = np.concatenate([idx, bidx + len(pos)])
+    return Model([Primitive(positions, indices, normals, np.concatenate([uvs, buvs]))], [Material()], name="mixed")
+
+
+SYNTHETIC_BUDGET = LodBudget(lod0_triangles=2000, ratios=(0.5, 0.3, 0.15))
+
+
+@pytest.fixture(scope="module")
+def synthetic_chain():
+    model = two_material_sphere()
+    return model, build_lod_chain(model, SYNTHETIC_BUDGET, texture_sizes=(256, 128, 64, 32), samples=10_000)
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks shared by every input
+
+
+def targets(budget: LodBudget, source_triangles: int) -> list[int]:
+    lod0 = min(source_triangles, budget.lod0_triangles)
+    return [lod0] + [round(lod0 * r) for r in budget.ratios]
+
+
+def check_chain(name: str, source: Model, chain, budget: LodBudget, texture_sizes=(2048, 1024, 512, 256)) -> None:
+    assert 1 <= len(chain) <= budget.levels, name
+    expected = targets(budget, source.triangle_count)
+    counts = [lod.triangles for lod in chain]
+    for lod, target in zip(chain, expected):
+        where = f"{name} LOD{lod.level}"
+        assert lod.level == chain.index(lod)
+        if lod.level == 0 or lod.method == "sloppy":
+            assert lod.triangles <= math.ceil(target * TARGET_TOLERANCE) + 2, f"{where}: {lod.triangles} > {target}"
+        assert lod.triangles == lod.model.triangle_count and lod.vertices == lod.model.vertex_count
+        assert 0.0 <= lod.error_m <= lod.error_limit_m, f"{where}: error {lod.error_m} m > limit {lod.error_limit_m} m"
+        assert 0.0 <= lod.error_mean_m <= lod.error_m
+        assert 0.0 < lod.screen_size <= 1.0
+        if lod.texture_size is not None:
+            limit = texture_sizes[min(lod.level, len(texture_sizes) - 1)]
+            for material in lod.model.materials:
+                if material.base_color_texture is not None:
+                    w, h = Image.open(io.BytesIO(material.base_color_texture.data)).size
+                    assert w & (w - 1) == 0 and h & (h - 1) == 0 and max(w, h) <= limit, f"{where}: {w}x{h}"
+        assert [m.name for m in lod.model.materials] == [m.name for m in source.materials], where
+        assert {p.material for p in lod.model.primitives} <= {p.material for p in source.primitives}, where
+    assert all(b < a for a, b in zip(counts, counts[1:])), f"{name}: triangles do not fall: {counts}"
+    screens = [lod.screen_size for lod in chain]
+    assert all(b <= a for a, b in zip(screens, screens[1:])), f"{name}: screen sizes grow: {screens}"
+    assert chain[0].method in ("source", "attribute") and chain[0].screen_size == 1.0
+    assert all(lod.method in ("attribute", "sloppy") for lod in chain[1:])
+    assert all(lod.method != "sloppy" for lod in chain[: budget.sloppy_from_level])
+
+
+# ----------------------------------------------------------------------------------------------
+# Budgets and screen size
+
+
+def test_category_budgets_are_sensible():
+    assert set(CATEGORY_BUDGETS) == {"hero", "prop", "small_prop", "environment"}
+    order = ["hero", "environment", "prop", "small_prop"]
+    assert [CATEGORY_BUDGETS[c].lod0_triangles for c in order] == sorted(
+        (CATEGORY_BUDGETS[c].lod0_triangles for c in order), reverse=True)
+    for budget in CATEGORY_BUDGETS.values():
+        assert budget.levels == 4
+        assert all(b < a for a, b in zip((1.0, *budget.ratios), budget.ratios))
+        assert all(budget.error_limit(k) <= budget.error_limit(k + 1) for k in range(budget.levels))
+
+
+def test_budget_rejects_nonsense():
+    with pytest.raises(ValueError, match="fall"):
+        LodBudget(1000, ratios=(0.5, 0.6))
+    with pytest.raises(ValueError, match="at least 1"):
+        LodBudget(0)
+    with pytest.raises(ValueError, match="sloppy"):
+        LodBudget(1000, sloppy_from_level=0)
+    assert LodBudget(1000, ratios=(0.5, 0.25, 0.1, 0.05)).error_limit(9) == LodBudget(1000).max_error[-1]
+    from_toml = LodBudget(lod0_triangles=5000.0, ratios=[0.5, 0.2])  # TOML and launchpad give lists
+    assert from_toml.ratios == (0.5, 0.2) and from_toml.lod0_triangles == 5000 and from_toml.levels == 3
+
+
+def test_screen_size_is_where_the_error_covers_one_pixel():
+    assert screen_size_for_error(0.002, 1.08) == pytest.approx(0.5)
+    assert screen_size_for_error(0.0005, 1.08) == 1.0  # capped: under a pixel even full screen
+    assert screen_size_for_error(0.0, 1.0) == 1.0
+    # independently: at the distance where the object covers that fraction, one pixel spans the error
+    for vfov in (40.0, 60.0, 90.0):
+        s = screen_size_for_error(0.004, 2.0, vfov_deg=vfov)
+        distance = switch_distance_m(s, 2.0, vfov_deg=vfov)
+        pixel = 2 * distance * math.tan(math.radians(vfov) / 2) / 1080
+        assert pixel == pytest.approx(0.004)
+
+
+# ----------------------------------------------------------------------------------------------
+# Surface distance
+
+
+def test_surface_distance_of_offset_and_identical_surfaces():
+    pos, idx, _ = sphere_grid(24, 16)
+    plane = Model([Primitive(np.float32([[0, 0, 0], [1, 0, 0], [0, 0, 1], [1, 0, 1]]), np.uint32([0, 2, 1, 1, 2, 3]))])
+    lifted = Model([Primitive(plane.primitives[0].positions + [0, 0.01, 0], plane.primitives[0].indices)])
+    mean, worst = surface_distance(plane, lifted, samples=2000)
+    assert mean == pytest.approx(0.01, rel=1e-3) and worst == pytest.approx(0.01, rel=1e-3)
+    sphere = Model([Primitive(pos, idx)])
+    assert surface_distance(sphere, sphere, samples=2000)[1] < 1e-6
+    twice = [surface_distance(sphere, sphere, samples=2000, seed=3) for _ in range(2)]
+    assert twice[0] == twice[1]
+
+
+def test_surface_distance_matches_brute_force_next_to_large_triangles():
+    # a coarse sphere (large triangles) and a fine one a little inside it: the candidate search
+    # must still find the large triangles that are nearest
+    pos, idx, _ = sphere_grid(8, 6)
+    coarse = Surface(Model([Primitive(pos, idx)]))
+    fine_pos, fine_idx, _ = sphere_grid(40, 30)
+    fine_pos = (fine_pos - [0, 0.5, 0]) * 0.97 + [0, 0.5, 0]
+    points = Surface(Model([Primitive(fine_pos, fine_idx)])).sample(600, seed=1)
+    fast = coarse.distance(points)
+    a, b, c = coarse.a, coarse.a + coarse.e1, coarse.a + coarse.e2
+    brute = np.array([_point_triangle_distance(np.repeat(p[None], len(a), 0), a, b, c).min() for p in points])
+    assert np.all(fast >= brute - 1e-6)  # it can only err upwards
+    assert fast.max() == pytest.approx(brute.max(), rel=1e-5)  # the max is refined exactly
+    assert fast.mean() == pytest.approx(brute.mean(), rel=0.03)
+
+
+# ----------------------------------------------------------------------------------------------
+# Textures
+
+
+def test_downscale_texture_to_power_of_two():
+    texture = png(300, 200)
+    small, side = downscale_texture(texture, 128)
+    assert side == 128 and Image.open(io.BytesIO(small.data)).size == (128, 64)
+    assert downscale_texture(texture, 128)[0].data == small.data  # deterministic
+    assert Image.open(io.BytesIO(downscale_texture(texture, 4096)[0].data)).size == (256, 256)
+    same, side = downscale_texture(small, 128)
+    assert same is small and side == 128  # already conforming: untouched
+    jpeg = io.BytesIO()
+    Image.new("RGB", (512, 512), (200, 10, 10)).save(jpeg, format="JPEG")
+    out, _ = downscale_texture(Texture(jpeg.getvalue(), "image/jpeg"), 256)
+    assert out.mime_type == "image/jpeg" and Image.open(io.BytesIO(out.data)).format == "JPEG"
+    with pytest.raises(ValueError, match="power of two"):
+        downscale_texture(texture, 100)
+
+
+# ----------------------------------------------------------------------------------------------
+# The chain on synthetic inputs
+
+
+def test_synthetic_chain_meets_budget_and_limits(synthetic_chain):
+    model, chain = synthetic_chain
+    check_chain("two_material_sphere", model, chain, SYNTHETIC_BUDGET, texture_sizes=(256, 128, 64, 32))
+    assert len(chain) == 4
+    assert chain[0].method == "attribute" and chain[0].triangles <= 2000  # source had 2496
+    for lod, target in zip(chain, targets(SYNTHETIC_BUDGET, model.triangle_count)):
+        assert target * 0.8 <= lod.triangles <= target * TARGET_TOLERANCE, (lod.level, lod.triangles, target)
+    assert [lod.texture_size for lod in chain] == [256, 128, 64, 32]
+    errors = [lod.error_m for lod in chain]
+    assert errors[1] < errors[3] and errors[3] > 0
+
+
+def test_multi_material_chain_keeps_materials_and_closed_borders(synthetic_chain):
+    model, chain = synthetic_chain
+    source_equator = {tuple(p) for p in model.primitives[0].positions.tolist()} & {
+        tuple(p) for p in model.primitives[1].positions.tolist()}
+    assert len(source_equator) == 33  # 32 segments + the seam column
+    for lod in chain:
+        assert [p.material for p in lod.model.primitives] == [0, 1]
+        assert lod.model.materials[1].base_color_texture is None
+        assert lod.model.materials[1].metallic == 1.0
+        top, bottom = ({tuple(p) for p in prim.positions.tolist()} for prim in lod.model.primitives)
+        # the border between the materials is locked: both sides keep every equator vertex
+        assert source_equator <= top and source_equator <= bottom, f"LOD{lod.level} opened the material border"
+
+
+def test_chain_is_deterministic(synthetic_chain):
+    model, chain = synthetic_chain
+    again = build_lod_chain(model, SYNTHETIC_BUDGET, texture_sizes=(256, 128, 64, 32), samples=10_000)
+    assert [write_glb(a.model) for a in chain] == [write_glb(b.model) for b in again]
+    assert [(a.error_m, a.error_mean_m, a.screen_size) for a in chain] == [
+        (b.error_m, b.error_mean_m, b.screen_size) for b in again]
+
+
+def test_sloppy_only_for_far_levels_when_topology_blocks():
+    model = sphere_and_boxes()  # 2976 sphere + 1200 box triangles
+    budget = LodBudget(lod0_triangles=10_000, ratios=(0.6, 0.35, 0.1), max_error=(0.01, 0.05, 0.2, 0.5))
+    chain = build_lod_chain(model, budget, samples=5_000)
+    check_chain("sphere_and_boxes", model, chain, budget)
+    assert [lod.method for lod in chain] == ["source", "attribute", "attribute", "sloppy"]
+    assert chain[3].triangles <= round(model.triangle_count * 0.1) * TARGET_TOLERANCE
+
+
+def test_chain_ends_where_a_level_cannot_get_cheaper():
+    # flat-shaded boxes: every edge is a normal/UV seam, so LOD1 could only be sloppy, which
+    # near levels may not use: the chain is LOD0 alone rather than a broken LOD1
+    pos, idx, nrm, uvs = faceted_boxes(20)
+    model = Model([Primitive(pos, idx, nrm, uvs)], [Material()], name="crates")
+    chain = build_lod_chain(model, CATEGORY_BUDGETS["prop"], samples=2_000)
+    assert len(chain) == 1 and chain[0].method == "source" and chain[0].triangles == 240
+
+
+# ----------------------------------------------------------------------------------------------
+# Every level of every input: budgets, limits, and the Khronos validator
+
+
+def test_every_lod_of_every_input_is_valid(testdata, tmp_path, synthetic_chain):
+    inputs = {"two_material_sphere": synthetic_chain}
+    refused = {}
+    paths = sorted((testdata / "glb" / "textured").rglob("*.glb"))
+    paths += sorted((testdata / "highpoly").rglob("*.glb"))
+    budget = CATEGORY_BUDGETS["prop"]
+    for path in paths:
+        try:
+            model = read_glb(path.read_bytes())
+        except GlbError as exc:  # skinned / animated models are refused by the reader on purpose
+            refused[path.name] = str(exc)
+            continue
+        chain = build_lod_chain(model, budget, samples=10_000)
+        check_chain(path.name, model, chain, budget)
+        inputs[path.name] = (model, chain)
+    assert len(inputs) >= 7, f"too few readable inputs: {sorted(inputs)}; refused: {refused}"
+    assert "000.glb" in inputs and inputs["000.glb"][1][0].triangles <= budget.lod0_triangles
+
+    files = []
+    for name, (_, chain) in inputs.items():
+        for lod in chain:
+            files.append(tmp_path / f"{name}.LOD{lod.level}.glb")
+            files[-1].write_bytes(write_glb(lod.model, asset_extras={"lod": lod.level}))
+    reports = khronos.validate_files(files)
+    failures = {p.name: khronos.errors(reports[str(p)])[:3] for p in files if reports[str(p)]["issues"]["numErrors"]}
+    assert not failures, f"Khronos validator errors: {failures}"
