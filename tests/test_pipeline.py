@@ -104,6 +104,7 @@ def test_one_partition_end_to_end(kiln_env, instance):
     catalog = json.loads((exports / "catalog.json").read_text())
     (entry,) = catalog["assets"]
     assert entry["asset_id"] == "blob" and entry["version"] == version and entry["provider"] == "local"
+    assert entry["validation"]["status"] == "passed", entry["validation"]
     assert [lv["triangles"] for lv in entry["lods"]] == tris
     for lv in entry["lods"]:
         assert read_glb((exports / lv["uri"]).read_bytes() if not Path(lv["uri"]).is_absolute()

@@ -64,7 +64,8 @@ def engine_export(context: dg.AssetExecutionContext, config: ExportConfig, stora
     target = storage.export_target()
     result = republish_existing(target, asset_id, version)
     if result is None:
-        result = _build_and_publish(store, target, asset_id, version, profiles, lod_chain)
+        result = _build_and_publish(store, target, asset_id, version, profiles, lod_chain,
+                                    _validation(context, asset_id))
     elapsed = time.monotonic() - started
 
     preview_path = (result.record.get("preview") or {}).get("path")
@@ -94,7 +95,28 @@ def engine_export(context: dg.AssetExecutionContext, config: ExportConfig, stora
     return dg.Output(manifest, metadata=metadata)
 
 
-def _build_and_publish(store, target, asset_id: str, version: str, profiles: list[str], lod_chain: dict):
+GUARDING_CHECKS = [dg.AssetCheckKey(dg.AssetKey("generated_model"), "generated_model_valid"),
+                   dg.AssetCheckKey(dg.AssetKey("lod_chain"), "lod_levels_valid")]
+
+
+def _validation(context: dg.AssetExecutionContext, asset_id: str) -> dict:
+    """The blocking checks' latest results for this asset, as the gallery and manifests show them.
+
+    `passed` only when every guarding check passed on the materialization the export is built from.
+    """
+    infos = context.instance.event_log_storage.get_asset_check_partition_info(GUARDING_CHECKS, partition_keys=[asset_id])
+    checks = {}
+    for info in infos:
+        current = info.latest_target_materialization_storage_id == info.latest_materialization_storage_id
+        state = info.latest_execution_status.value.lower()
+        checks[info.check_key.name] = state if current else f"{state} (on an older materialization)"
+    status = ("passed" if len(checks) == len(GUARDING_CHECKS) and all(v == "succeeded" for v in checks.values())
+              else "failed" if any(v.startswith("failed") for v in checks.values()) else "unchecked")
+    return {"status": status, "checks": checks}
+
+
+def _build_and_publish(store, target, asset_id: str, version: str, profiles: list[str], lod_chain: dict,
+                       validation: dict):
     lineage = lod_chain["lineage"]
     level_glbs = {lv["level"]: store.get(lv["glb_sha256"]) for lv in lod_chain["levels"]}
     levels = [ExportLevel(level=lv["level"], model=read_glb(level_glbs[lv["level"]]), triangles=lv["triangles"],
@@ -123,7 +145,7 @@ def _build_and_publish(store, target, asset_id: str, version: str, profiles: lis
     )
     files = {profile: build_profile(inp, profile) for profile in profiles}
     return publish(target, asset_id, version, files, level_glbs, source_sha256=lineage["concept_hash"],
-                   extra=_latest_extra(lod_chain, provenance))
+                   extra={**_latest_extra(lod_chain, provenance), "validation": validation})
 
 
 def _latest_extra(lod_chain: dict, provenance: dict) -> dict:
