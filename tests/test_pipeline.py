@@ -149,3 +149,37 @@ def _png_bytes() -> bytes:
     noise = np.random.default_rng(0).integers(0, 255, (64, 64, 4), dtype=np.uint8)
     Image.fromarray(noise, "RGBA").save(buf, "PNG")
     return buf.getvalue()
+
+
+def test_import_feeds_an_existing_model_through_the_chain(kiln_env, instance, testdata):
+    blub = testdata / "glb/textured/adobe__lagrange-test-data/open/core/blub/blub.glb"
+    folder = kiln_env / "concepts" / "blub"
+    folder.mkdir()
+    shutil.copyfile(blub, folder / "model.glb")
+    (folder / "asset.toml").write_text('category = "prop"\nheight_m = 0.5\n')
+    # a per-run LOD budget from the launchpad overrides the category's
+    result = run_asset(instance, "blub", {"ops": {"lod_chain": {"config": {"lod0_triangles": 4000, "ratios": [0.5, 0.2]}}}})
+    assert result.success, failure_text(result)
+    generated = materialization(instance, "generated_model", "blub").metadata
+    assert generated["provider"].value == "import"
+    assert generated["raw_triangles"].value == read_glb(blub.read_bytes()).triangle_count
+    assert abs(generated["size_m"].value[1] - 0.5) < 1e-3
+    lods = materialization(instance, "lod_chain", "blub").metadata
+    tris = lods["triangles_per_level"].value
+    assert len(tris) == 3 and tris[0] <= 4000 and tris[2] <= 0.2 * tris[0] + 2
+    version = materialization(instance, "engine_export", "blub").metadata["version"].value
+    glbs = sorted((kiln_env / "exports" / "blub" / version).rglob("*.glb"))
+    reports = khronos.validate_files(glbs)
+    for path in glbs:
+        khronos.assert_valid(reports[str(path)], str(path))
+
+
+def test_skinned_import_is_refused_with_the_reason(kiln_env, instance, testdata):
+    folder = kiln_env / "concepts" / "fox"
+    folder.mkdir()
+    shutil.copyfile(testdata / "glb/textured/DRx3D__glTF-Sample-Assets-OLD/Models/Fox/glTF-Binary/Fox.glb",
+                    folder / "model.glb")
+    result = run_asset(instance, "fox")
+    assert not result.success
+    message = failure_text(result)
+    assert "model.glb" in message and "skinned" in message and str(folder) in message, message
