@@ -12,6 +12,16 @@ from ..storage import BlobStore
 
 game_assets = dg.DynamicPartitionsDefinition(name="game_assets")
 
+# Across runs, a downstream stage follows its upstream automatically, but only once the upstream's
+# blocking checks passed.
+FOLLOW_UPSTREAM = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+# Backfills run each game asset's whole chain in a run of its own. Dagster 1.13 records data versions
+# and asset-check evaluations per partition only for single-partition steps, and a multi-partition
+# step succeeds or fails as a whole, so batching several assets per run would lose per-asset check
+# status, the content-hash data version, and isolation of one bad folder from its batch-mates.
+BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+
 # Inline markdown in the Dagster UI renders only under 1,000 characters; a data-URI thumbnail must
 # stay well below that, so it is tiny and palette-quantized. The full-size preview is linked beside it.
 INLINE_MARKDOWN_LIMIT = 1000

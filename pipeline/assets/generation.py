@@ -17,7 +17,7 @@ from ..providers import DEFAULT_PROVIDER, PROVIDERS, GenerationRequest, ImageInp
 from ..providers.runner import SpendBudget, generate
 from ..pools import provider_slot
 from ..resources import KilnStorage
-from .common import bounds_metadata, game_assets, lineage_metadata, preview_metadata
+from .common import BACKFILL_POLICY, FOLLOW_UPSTREAM, bounds_metadata, game_assets, lineage_metadata, preview_metadata
 
 
 ProviderName = Enum("ProviderName", {name: name for name in PROVIDERS})  # the launchpad offers these
@@ -52,11 +52,6 @@ TIER_PROVIDERS = ("scenario", "pixazo")
 # allow_retries=False and fail at once with their reason.
 GENERATION_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
-# Across runs, a downstream stage follows its upstream automatically, but only once the upstream's
-# blocking checks passed.
-FOLLOW_UPSTREAM = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-
-
 @dg.asset(
     partitions_def=game_assets,
     group_name="generation",
@@ -64,6 +59,7 @@ FOLLOW_UPSTREAM = dg.AutomationCondition.eager() & dg.AutomationCondition.all_de
     code_version="1",
     retry_policy=GENERATION_RETRY,
     automation_condition=FOLLOW_UPSTREAM,
+    backfill_policy=BACKFILL_POLICY,
     description=(
         "The game asset's 3D model: generated from the concept views by the chosen provider (`local` "
         "reconstructs offline; vendors are paid per generation and never billed twice for the same "
