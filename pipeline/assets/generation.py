@@ -141,6 +141,8 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
         "cost_usd": gen.cost_usd,
         "triangles": normalized["triangles"],
         "vertices": normalized["vertices"],
+        "bounds_min_m": normalized["bounds_min_m"],
+        "bounds_max_m": normalized["bounds_max_m"],
         "lineage": lineage,
     }
     metadata = {

@@ -12,7 +12,7 @@ from pydantic import Field
 from ..geometry.glb import read_glb, write_glb
 from ..geometry.lod import CATEGORY_BUDGETS, LodBudget, build_lod_chain
 from ..resources import KilnStorage
-from .common import BACKFILL_POLICY, FOLLOW_UPSTREAM, game_assets, lineage_metadata, md_table
+from .common import BACKFILL_POLICY, FOLLOW_UPSTREAM, bounds_metadata, game_assets, lineage_metadata, md_table
 
 LOD_CODE_VERSION = "2"  # bump when the chain's output changes for the same input and budget
 
@@ -116,6 +116,8 @@ def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: Kil
         "sloppy_levels": [lv["level"] for lv in levels if lv["method"] == "sloppy"],
         "budget": dg.MetadataValue.json(dataclasses.asdict(budget)),
         "total_bytes": sum(lv["bytes"] for lv in levels),
+        **(bounds_metadata(generated_model["bounds_min_m"], generated_model["bounds_max_m"])
+           if "bounds_min_m" in generated_model else {}),
         "lod_s": round(elapsed, 3),
         "reused_previous_chain": bool(cached),
         **lineage_metadata(lineage),
