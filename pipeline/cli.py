@@ -35,6 +35,14 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+def init_instance() -> None:
+    """Create the instance's storage once, so the webserver and daemon of `make dev` do not race to."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        instance.get_runs(limit=1)
+
+
 def _failure_message(result) -> str:
     messages = []
     for event in result.all_events:
@@ -122,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="materialize every concept folder end to end and print a summary")
     p_demo.add_argument("--json", action="store_true", help="also print failures and timings as JSON")
     p_demo.set_defaults(func=demo)
-    sub.add_parser("home", help="prepare $DAGSTER_HOME and print it").set_defaults(
-        func=lambda _a: print(ensure_dagster_home()) or 0)
+    sub.add_parser("home", help="prepare $DAGSTER_HOME (dagster.yaml, storage) and print it").set_defaults(
+        func=lambda _a: print(ensure_dagster_home()) or init_instance() or 0)
     args = parser.parse_args(argv)
     return args.func(args)
 

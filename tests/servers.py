@@ -46,6 +46,12 @@ def dagster_processes(env: dict[str, str], *, daemon: bool = False, log_dir: Pat
     procs: list[subprocess.Popen] = []
     log_dir.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **env}
+    # Create the instance's storage before two processes race to create it ("table alembic_version
+    # already exists" kills the daemon when both start on an empty DAGSTER_HOME).
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(full_env["DAGSTER_HOME"]) as instance:
+        instance.get_runs(limit=1)
     try:
         procs.append(subprocess.Popen(
             [str(BIN / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],

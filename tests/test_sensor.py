@@ -98,3 +98,22 @@ def test_refresh_catalog_fires_once_per_new_export(kiln_env, instance):
     first = refresh_catalog(ctx)
     assert len(first.run_requests) == 1  # two exports between ticks coalesce into one catalog run
     assert refresh_catalog(dg.build_sensor_context(instance=instance, cursor=ctx.cursor)).run_requests == []
+
+
+def test_art_already_materialized_is_not_requested_again(kiln_env, instance):
+    """After a backfill or the demo CLI materialized the art, turning the sensor on runs nothing."""
+    from pipeline import concepts
+
+    folder = kiln_env / "concepts" / "done"
+    folder.mkdir()
+    (folder / "front.png").write_bytes(PNG_1x1)
+    content_hash = concepts.list_files(folder).content_hash
+    instance.add_dynamic_partitions("game_assets", ["done"])
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        "concept_art", partition="done", tags={"dagster/data_version": content_hash}))
+    result, _ = _evaluate(instance)
+    assert result.run_requests == []
+
+    (folder / "front.png").write_bytes(PNG_1x1 + b"\0")  # edited afterwards: runs again
+    changed, _ = _evaluate(instance)
+    assert [r.partition_key for r in changed.run_requests] == ["done"]

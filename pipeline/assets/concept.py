@@ -4,7 +4,7 @@ import dagster as dg
 
 from .. import concepts, settings
 from ..resources import KilnStorage
-from .common import BACKFILL_POLICY, game_assets, lineage_metadata, md_table, preview_metadata
+from .common import game_assets, lineage_metadata, md_table, preview_metadata
 
 
 @dg.asset(
@@ -12,7 +12,6 @@ from .common import BACKFILL_POLICY, game_assets, lineage_metadata, md_table, pr
     group_name="concepts",
     kinds={"image"},
     code_version="1",
-    backfill_policy=BACKFILL_POLICY,
     description=(
         "The concept folder `concepts/<asset_id>/`: 1-5 views in file-name order (the first seeds the "
         "materials), an optional `model.glb` to import and an optional `asset.toml`. Every file is "

@@ -13,7 +13,7 @@ from ..geometry.glb import read_glb
 from ..geometry.render import preview_png
 from ..resources import KilnStorage
 from ..settings import KILN_VERSION
-from .common import BACKFILL_POLICY, FOLLOW_UPSTREAM, game_assets, lineage_metadata, md_table, preview_metadata
+from .common import FOLLOW_UPSTREAM, game_assets, lineage_metadata, md_table, preview_metadata
 
 
 ProfileName = Enum("ProfileName", {p: p for p in PROFILES})  # the launchpad offers these
@@ -35,7 +35,6 @@ class ExportConfig(dg.Config):
     kinds={"glb"},
     code_version="1",
     automation_condition=FOLLOW_UPSTREAM,
-    backfill_policy=BACKFILL_POLICY,
     description=(
         "Engine-ready packages (web: one meshopt-compressed GLB with MSFT_lod; unity: LOD-group nodes; "
         "unreal: a GLB per level plus UCX collision; godot: LOD0 plus a `-colonly` collision node), each with a "

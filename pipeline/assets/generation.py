@@ -17,7 +17,7 @@ from ..providers import DEFAULT_PROVIDER, PROVIDERS, GenerationRequest, ImageInp
 from ..providers.runner import SpendBudget, generate
 from ..pools import provider_slot
 from ..resources import KilnStorage
-from .common import BACKFILL_POLICY, FOLLOW_UPSTREAM, bounds_metadata, game_assets, lineage_metadata, preview_metadata
+from .common import FOLLOW_UPSTREAM, bounds_metadata, game_assets, lineage_metadata, preview_metadata
 
 
 ProviderName = Enum("ProviderName", {name: name for name in PROVIDERS})  # the launchpad offers these
@@ -59,7 +59,6 @@ GENERATION_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EX
     code_version="1",
     retry_policy=GENERATION_RETRY,
     automation_condition=FOLLOW_UPSTREAM,
-    backfill_policy=BACKFILL_POLICY,
     description=(
         "The game asset's 3D model: generated from the concept views by the chosen provider (`local` "
         "reconstructs offline; vendors are paid per generation and never billed twice for the same "

@@ -12,7 +12,7 @@ from pydantic import Field
 from ..geometry.glb import read_glb, write_glb
 from ..geometry.lod import CATEGORY_BUDGETS, LodBudget, build_lod_chain
 from ..resources import KilnStorage
-from .common import BACKFILL_POLICY, FOLLOW_UPSTREAM, bounds_metadata, game_assets, lineage_metadata, md_table
+from .common import FOLLOW_UPSTREAM, bounds_metadata, game_assets, lineage_metadata, md_table
 
 LOD_CODE_VERSION = "2"  # bump when the chain's output changes for the same input and budget
 
@@ -44,7 +44,6 @@ def resolve_budget(category: str, toml_lod: dict, config: LodConfig) -> LodBudge
     kinds={"glb"},
     code_version=LOD_CODE_VERSION,
     automation_condition=FOLLOW_UPSTREAM,
-    backfill_policy=BACKFILL_POLICY,
     description=(
         "The LOD chain: LOD0 within the category's triangle budget, then each level simplified by "
         "meshoptimizer (attribute-aware; sloppy only for the farthest levels, flagged in metadata), "
