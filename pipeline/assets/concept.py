@@ -49,6 +49,7 @@ def concept_art(context: dg.AssetExecutionContext, storage: KilnStorage) -> dg.O
         "settings": concept.settings,
     }
     metadata: dict = {
+        **(preview_metadata(store, _as_png(concept.views[0].data), f"{asset_id} front view") if concept.views else {}),
         "content_hash": concept.content_hash,
         "views": md_table(["view", "file", "size", "alpha", "sha256"],
                           [[i, v["file"], f"{v['width']}x{v['height']}", v["has_alpha"], v["sha256"][:16]]
@@ -60,8 +61,6 @@ def concept_art(context: dg.AssetExecutionContext, storage: KilnStorage) -> dg.O
         "folder": dg.MetadataValue.path(str(folder)),
         **lineage_metadata({"concept_hash": concept.content_hash, "view_sha256": [v["sha256"] for v in views]}),
     }
-    if concept.views:
-        metadata.update(preview_metadata(store, _as_png(concept.views[0].data), f"{asset_id} front view"))
     return dg.Output(manifest, data_version=dg.DataVersion(concept.content_hash), metadata=metadata)
 
 

@@ -80,6 +80,7 @@ def engine_export(context: dg.AssetExecutionContext, config: ExportConfig, stora
         "lineage": {**lineage, "version": version},
     }
     metadata = {
+        **(preview_metadata(store, preview, f"{asset_id} LOD0") if preview else {}),
         "version": version,
         "profiles": profiles,
         "already_published": result.already_published,
@@ -88,7 +89,6 @@ def engine_export(context: dg.AssetExecutionContext, config: ExportConfig, stora
         "latest": dg.MetadataValue.path(result.latest_uri),
         "export_s": round(elapsed, 3),
         "triangles_per_level": [lv["triangles"] for lv in lod_chain["levels"]],
-        **(preview_metadata(store, preview, f"{asset_id} LOD0") if preview else {}),
         **lineage_metadata({**lineage, "version": version}),
     }
     return dg.Output(manifest, metadata=metadata)

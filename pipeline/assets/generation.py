@@ -145,6 +145,8 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
         "lineage": lineage,
     }
     metadata = {
+        # the preview first: artists judge by looking
+        **preview_metadata(store, store.get(normalized["preview_sha256"]), f"{asset_id} generated model"),
         "provider": provider_name,
         "provider_model": gen.model,
         "job_id": gen.job_id,
@@ -162,7 +164,6 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
         "generation_s": round(generated_s, 3),
         **{f"provider_{k}": v for k, v in gen.timings.items()},
         "glb_file": dg.MetadataValue.path(store.location(sha)),
-        **preview_metadata(store, store.get(normalized["preview_sha256"]), f"{asset_id} generated model"),
         **lineage_metadata(lineage),
     }
     return dg.Output(manifest, metadata=metadata)
