@@ -28,7 +28,6 @@ import hashlib
 import io
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import settings
+from pipeline.concepts import ASSET_ID_RE
 from pipeline.geometry.glb import GlbBuilder
 from pipeline.geometry.model import Material, Model
 
@@ -49,7 +49,6 @@ PROFILES = ("web", "unity", "unreal", "godot")
 DEFAULT_PROFILES = ("web", "unity")
 
 MANIFEST_SCHEMA = 1
-ASSET_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CONTENT_TYPES = {
     ".glb": "model/gltf-binary",
     ".json": "application/json",

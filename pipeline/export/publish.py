@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import io
 import json
 import os
@@ -36,7 +35,9 @@ from typing import Any
 from pipeline import settings
 from pipeline.storage import parse_s3_uri, s3_client
 
-from .profiles import ASSET_ID_RE, ExportFile, content_type_for
+from ..concepts import ASSET_ID_RE
+from ..storage import sha256_bytes
+from .profiles import ExportFile, content_type_for
 
 PUBLICATION_SCHEMA = 1
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -46,10 +47,6 @@ MULTIPART_THRESHOLD = 16 * 1024 * 1024  # boto3 needs parts of at least 5 MiB; b
 
 class PublishError(RuntimeError):
     """Publishing failed; nothing new was marked published (latest.json is untouched)."""
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -70,7 +67,7 @@ class ExportTarget:
     def existing_sha256(self, key: str) -> str | None:
         """The sha256 of the object at `key`, or None when there is none."""
         data = self.read(key)
-        return None if data is None else _sha256(data)
+        return None if data is None else sha256_bytes(data)
 
     def _create(self, key: str, data: bytes, content_type: str, sha: str) -> bool:
         """Write `data` unless `key` exists; False when it already existed."""
@@ -87,7 +84,7 @@ class ExportTarget:
     def write_immutable(self, key: str, data: bytes, content_type: str) -> bool:
         """Create `key` with `data`; if it exists, verify it holds the same bytes and leave it.
         True when written now, False when it was already there."""
-        sha = _sha256(data)
+        sha = sha256_bytes(data)
         existing = self.existing_sha256(key)
         if existing is None and self._create(key, data, content_type, sha):
             return True
@@ -252,7 +249,7 @@ class S3Target(ExportTarget):
 
     def write(self, key: str, data: bytes, content_type: str) -> None:
         self._retry(f"uploading {self.uri_for(key)}",
-                    lambda: self._put(key, data, content_type, _sha256(data), exclusive=False))
+                    lambda: self._put(key, data, content_type, sha256_bytes(data), exclusive=False))
 
     def asset_ids(self) -> list[str]:
         prefix = f"{self.prefix}/" if self.prefix else ""
@@ -340,7 +337,7 @@ def _record(asset_id: str, version: str, files_by_profile: dict[str, list[Export
     def entry(group: str, name: str, data: bytes, content_type: str) -> dict[str, Any]:
         key = f"{base}/{group}/{name}"
         objects.append(_Object(group, name, key, data, content_type))
-        return {"path": key, "sha256": _sha256(data), "bytes": len(data)}
+        return {"path": key, "sha256": sha256_bytes(data), "bytes": len(data)}
 
     exports: dict[str, Any] = {}
     preview = None
