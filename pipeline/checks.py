@@ -82,3 +82,5 @@ def lod_levels_valid(storage: KilnStorage, lod_chain: dict) -> dg.AssetCheckResu
 
 
 ALL_CHECKS = [generated_model_valid, lod_levels_valid]
+# The checks that must pass before an asset ships; exports record their results.
+GUARDING_CHECK_KEYS = sorted(key for check in ALL_CHECKS for key in check.check_keys)

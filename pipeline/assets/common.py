@@ -23,7 +23,7 @@ FOLLOW_UPSTREAM = dg.AutomationCondition.eager() & dg.AutomationCondition.all_de
 # would fail its batch-mates. Even an explicit multi_run(max_partitions_per_run=1) tags each run with
 # a one-partition range, and check results are then stored without their partition (measured live:
 # every backfilled export said "unchecked"). Measured per-asset overhead of a backfill run over a
-# lone run: 0.1-0.4 s (tests/test_live_ui.py).
+# lone run: 0.1-0.6 s (tests/test_live_ui.py).
 
 # Inline markdown in the Dagster UI renders only under 1,000 characters; a data-URI thumbnail must
 # stay well below that, so it is tiny and palette-quantized. The full-size preview is linked beside it.

@@ -7,6 +7,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from ..checks import GUARDING_CHECK_KEYS
 from ..export.profiles import DEFAULT_PROFILES, PROFILES, ExportInput, ExportLevel, build_profile, version_for
 from ..export.publish import publish, republish_existing
 from ..geometry.glb import read_glb
@@ -94,22 +95,19 @@ def engine_export(context: dg.AssetExecutionContext, config: ExportConfig, stora
     return dg.Output(manifest, metadata=metadata)
 
 
-GUARDING_CHECKS = [dg.AssetCheckKey(dg.AssetKey("generated_model"), "generated_model_valid"),
-                   dg.AssetCheckKey(dg.AssetKey("lod_chain"), "lod_levels_valid")]
-
-
 def _validation(context: dg.AssetExecutionContext, asset_id: str) -> dict:
     """The blocking checks' latest results for this asset, as the gallery and manifests show them.
 
     `passed` only when every guarding check passed on the materialization the export is built from.
     """
-    infos = context.instance.event_log_storage.get_asset_check_partition_info(GUARDING_CHECKS, partition_keys=[asset_id])
+    infos = context.instance.event_log_storage.get_asset_check_partition_info(GUARDING_CHECK_KEYS,
+                                                                            partition_keys=[asset_id])
     checks = {}
     for info in infos:
         current = info.latest_target_materialization_storage_id == info.latest_materialization_storage_id
         state = info.latest_execution_status.value.lower()
         checks[info.check_key.name] = state if current else f"{state} (on an older materialization)"
-    status = ("passed" if len(checks) == len(GUARDING_CHECKS) and all(v == "succeeded" for v in checks.values())
+    status = ("passed" if len(checks) == len(GUARDING_CHECK_KEYS) and all(v == "succeeded" for v in checks.values())
               else "failed" if any(v.startswith("failed") for v in checks.values()) else "unchecked")
     return {"status": status, "checks": checks}
 
