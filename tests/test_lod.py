@@ -139,7 +139,7 @@ def check_chain(name: str, source: Model, chain, budget: LodBudget, texture_size
             limit = texture_sizes[min(lod.level, len(texture_sizes) - 1)]
             for material in lod.model.materials:
                 if material.base_color_texture is not None:
-                    w, h = Image.open(io.BytesIO(material.base_color_texture.data)).size
+                    w, h = Image.open(io.BytesIO(lod.model.image(material.base_color_texture).data)).size
                     assert w & (w - 1) == 0 and h & (h - 1) == 0 and max(w, h) <= limit, f"{where}: {w}x{h}"
         assert [m.name for m in lod.model.materials] == [m.name for m in source.materials], where
         assert {p.material for p in lod.model.primitives} <= {p.material for p in source.primitives}, where

@@ -100,7 +100,7 @@ def assert_valid_model(model, config: ReconstructionConfig) -> None:
     # material
     material = model.materials[0]
     assert material.metallic == 0.0 and material.roughness == pytest.approx(config.roughness)
-    texture = material.base_color_texture
+    texture = model.image(material.base_color_texture)
     assert texture is not None and texture.mime_type == "image/png" and texture.data[:8] == b"\x89PNG\r\n\x1a\n"
     assert Image.open(io.BytesIO(texture.data)).size == (config.texture_size, config.texture_size)
     # scale and pivot: +Y up, bottom centre at the origin, height_m tall

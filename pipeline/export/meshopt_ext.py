@@ -44,10 +44,10 @@ def _view(doc: dict[str, Any], binary: bytes, index: int) -> tuple[bytes, int | 
 
 
 def _accessor(doc: dict[str, Any], binary: bytes, index: int) -> np.ndarray:
-    """(count, width) values of a plain (non-sparse, non-normalized) accessor, as GlbBuilder writes them."""
+    """(count, width) stored values of a plain (non-sparse) accessor, as GlbBuilder writes them."""
     acc = doc["accessors"][index]
-    if "sparse" in acc or acc.get("normalized") or "bufferView" not in acc:
-        raise GlbError(f"accessors[{index}] is sparse, normalized or empty; compress_glb expects plain data")
+    if "sparse" in acc or "bufferView" not in acc:
+        raise GlbError(f"accessors[{index}] is sparse or empty; compress_glb expects plain data")
     dtype, width, count = np.dtype(_DTYPES[acc["componentType"]]), _WIDTH[acc["type"]], acc["count"]
     raw, stride = _view(doc, binary, acc["bufferView"])
     stride = stride or dtype.itemsize * width
@@ -164,6 +164,9 @@ def compress_glb(data: bytes, *, position_bits: int = 14) -> bytes:
             elif semantic == "NORMAL":
                 q = np.clip(np.rint(values * 127.0), -127, 127).astype(np.int8)
                 out.update(componentType=_BYTE, normalized=True)
+            elif acc.get("normalized"):  # vertex colours as normalized integers: already compact, kept
+                q = values
+                out["normalized"] = True
             elif semantic.startswith("TEXCOORD") and count and values.min() >= 0.0 and values.max() <= 1.0:
                 q = np.rint(values * 65535.0).astype(np.uint16)
                 out.update(componentType=_UNSIGNED_SHORT, normalized=True)

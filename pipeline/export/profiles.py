@@ -37,7 +37,7 @@ import numpy as np
 from pipeline import settings
 from pipeline.concepts import ASSET_ID_RE
 from pipeline.geometry.glb import GlbBuilder
-from pipeline.geometry.model import Material, Model
+from pipeline.geometry.model import Material, Model, TextureRef
 
 from .collision import DEFAULT_MAX_VERTICES, convex_collision
 from .meshopt_ext import compress_glb
@@ -133,22 +133,6 @@ def _check(inp: ExportInput) -> list[ExportLevel]:
     return levels
 
 
-def _shared_materials(levels: list[ExportLevel]) -> list[Model]:
-    """The levels' models with equal materials replaced by one object, so a GLB holding several
-    levels stores each texture once (GlbBuilder shares materials by identity)."""
-    canonical: list[Material] = []
-
-    def canon(material: Material) -> Material:
-        for known in canonical:
-            if known == material:
-                return known
-        canonical.append(material)
-        return material
-
-    return [Model(primitives=lv.model.primitives, materials=[canon(m) for m in lv.model.materials],
-                  name=lv.model.name) for lv in levels]
-
-
 def _source_sha256(inp: ExportInput) -> str:
     return inp.source_sha256 or inp.provenance.get("raw_model_sha256", "")
 
@@ -203,29 +187,61 @@ def _texture_info(data: bytes, mime_type: str) -> dict[str, Any]:
 
 
 def _materials_and_textures(levels: list[ExportLevel]) -> tuple[list[dict], list[dict]]:
-    """Distinct materials and textures with the levels using them (lower levels often carry
-    downscaled textures)."""
+    """Distinct materials (every slot, factor and extension) and textures with the levels and slots
+    using them (lower levels often carry downscaled textures)."""
     materials: list[dict] = []
     textures: dict[str, dict] = {}
     for lv in levels:
+        shas = [hashlib.sha256(t.data).hexdigest() for t in lv.model.textures]
+        uses = lv.model.texture_uses()
+        for index, sha in enumerate(shas):
+            if index not in uses:
+                continue
+            if sha not in textures:
+                texture = lv.model.textures[index]
+                textures[sha] = {**_texture_info(texture.data, texture.mime_type), "usage": None, "slots": [],
+                                 "levels": []}
+            slots = textures[sha]["slots"]
+            slots += [slot for _, slot in uses[index] if slot not in slots]
+            textures[sha]["usage"] = slots[0]
+            if lv.level not in textures[sha]["levels"]:
+                textures[sha]["levels"].append(lv.level)
         for m in lv.model.materials:
-            texture = None
-            if m.base_color_texture is not None:
-                texture = hashlib.sha256(m.base_color_texture.data).hexdigest()
-                if texture not in textures:
-                    textures[texture] = {**_texture_info(m.base_color_texture.data, m.base_color_texture.mime_type),
-                                         "usage": "base_color", "levels": []}
-                if lv.level not in textures[texture]["levels"]:
-                    textures[texture]["levels"].append(lv.level)
-            entry = {"name": m.name, "base_color_factor": [float(c) for c in m.base_color_factor],
-                     "base_color_texture": texture, "metallic": float(m.metallic),
-                     "roughness": float(m.roughness), "alpha_mode": m.alpha_mode, "double_sided": m.double_sided}
+            entry = material_record(m, shas)
             known = next((e for e in materials if {**e, "levels": None} == {**entry, "levels": None}), None)
             if known is None:
                 materials.append({**entry, "levels": [lv.level]})
             elif lv.level not in known["levels"]:
                 known["levels"].append(lv.level)
     return materials, list(textures.values())
+
+
+def material_record(m: Material, texture_shas: list[str]) -> dict[str, Any]:
+    """A material as plain JSON for manifests and fidelity tables: factors, every texture slot (the
+    image's sha256, its UV set, scale/strength, transform) and the extensions by name."""
+    def slot(ref: TextureRef | None) -> dict[str, Any] | None:
+        if ref is None:
+            return None
+        out: dict[str, Any] = {"sha256": texture_shas[ref.texture], "tex_coord": ref.uv_set}
+        if ref.scale != 1.0:
+            out["scale"] = float(ref.scale)
+        if ref.transform is not None:
+            out["transform"] = asdict(ref.transform)
+        return out
+
+    def plain(value: Any) -> Any:
+        return slot(value) if isinstance(value, TextureRef) else value
+
+    return {
+        "name": m.name, "base_color_factor": [float(c) for c in m.base_color_factor],
+        "base_color_texture": (slot(m.base_color_texture) or {}).get("sha256"),
+        "metallic": float(m.metallic), "roughness": float(m.roughness),
+        "emissive_factor": [float(c) for c in m.emissive_factor],
+        "alpha_mode": m.alpha_mode, "alpha_cutoff": float(m.alpha_cutoff), "double_sided": m.double_sided,
+        "slots": {name: slot(ref) for name, ref in m.texture_slots()},
+        "extensions": {name: ({k: plain(v) for k, v in ext.items()} if isinstance(ext, dict) else ext)
+                       for name, ext in sorted(m.extensions.items())},
+    }
 
 
 def _lod_rows(levels: list[ExportLevel]) -> list[dict[str, Any]]:
@@ -242,7 +258,7 @@ def _glb(name: str, data: bytes) -> ExportFile:
 
 
 def _web(inp: ExportInput, levels: list[ExportLevel], opts: ExportOptions):
-    models = _shared_materials(levels)
+    models = [lv.model for lv in levels]
     builder = GlbBuilder()
     meshes = [builder.add_mesh(m, _lod_name(inp.asset_id, lv.level)) for lv, m in zip(levels, models)]
     root = builder.add_node(_lod_name(inp.asset_id, 0), meshes[0])
@@ -276,7 +292,7 @@ def _web(inp: ExportInput, levels: list[ExportLevel], opts: ExportOptions):
 
 
 def _unity(inp: ExportInput, levels: list[ExportLevel], opts: ExportOptions):
-    models = _shared_materials(levels)
+    models = [lv.model for lv in levels]
     heights = _unity_heights(levels, opts.cull_screen_size)
     builder = GlbBuilder()
     children = []
@@ -396,15 +412,14 @@ def level_glbs(inp: ExportInput) -> dict[int, bytes]:
 def _model_digest(model: Model) -> str:
     h = hashlib.sha256(model.name.encode())
     for p in model.primitives:
-        for array in (p.positions, p.indices, p.normals, p.uvs):
+        for array in (p.positions, p.indices, p.normals, p.uvs, p.uv1, p.colors, p.tangents):
             h.update(b"-" if array is None else np.ascontiguousarray(array).tobytes())
-        h.update(str(p.material).encode())
+        h.update(str((p.material, p.variants)).encode())
+    shas = [hashlib.sha256(t.data).hexdigest() for t in model.textures]
     for m in model.materials:
-        texture = m.base_color_texture
-        fields = {**asdict(m), "base_color_texture": None}
-        if texture is not None:
-            fields["base_color_texture"] = [hashlib.sha256(texture.data).hexdigest(), texture.mime_type]
-        h.update(json.dumps(fields, sort_keys=True, default=str).encode())
+        h.update(json.dumps(material_record(m, shas), sort_keys=True, default=str).encode())
+    h.update(json.dumps([[t.mime_type for t in model.textures], [asdict(s) for s in model.samplers],
+                         model.variants]).encode())
     return h.hexdigest()
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import io
 import json
 import math
 import struct
@@ -27,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .model import Material, Model, Primitive, Texture
+from .model import (ALPHA_MODES, REPEAT, Material, Model, Primitive, Sampler, Texture, TextureRef,
+                    TextureTransform)
 
 GLB_MAGIC = 0x46546C67  # b"glTF"
 CHUNK_JSON = 0x4E4F534A
@@ -427,26 +430,31 @@ def _texture_infos(material: dict[str, Any], where: str) -> list[tuple[str, Any]
 # Reading
 
 _DRACO = "KHR_draco_mesh_compression"
+_MESHOPT = ("EXT_meshopt_compression", "KHR_meshopt_compression")
 _REFUSED_EXTENSIONS = {
-    _DRACO: "it is Draco-compressed (KHR_draco_mesh_compression) and Kiln has no Draco decoder; "
-    "re-export it without Draco (e.g. `npx gltf-transform copy in.glb out.glb` decodes it)",
-    "EXT_meshopt_compression": "its geometry is meshopt-compressed (EXT_meshopt_compression); decompress "
-    "it first (e.g. `gltfpack -i in.glb -o out.glb -noq`)",
-    "KHR_texture_basisu": "its textures are KTX2/Basis (KHR_texture_basisu); Kiln reads PNG and JPEG "
-    "textures only: re-export with PNG or JPEG textures",
-    "EXT_texture_webp": "its textures are WebP only (EXT_texture_webp); re-export with PNG or JPEG textures",
-    "EXT_texture_avif": "its textures are AVIF only (EXT_texture_avif); re-export with PNG or JPEG textures",
+    "KHR_texture_basisu": "its textures are KTX2/Basis (KHR_texture_basisu) with no PNG or JPEG fallback; Kiln "
+    "reads PNG, JPEG and WebP textures: re-export with one of those",
+    "EXT_texture_avif": "its textures are AVIF only (EXT_texture_avif); re-export with PNG, JPEG or WebP textures",
 }
-# Extensions a file may *require* that the reader honours (or, for appearance-only material
-# extensions, may drop: the model keeps its base colour and PBR factors).
+# Material extensions carried through unchanged into every GLB Kiln writes (their textures follow
+# the model's image list). Engines that do not read one ignore it, as glTF intends.
+MATERIAL_EXTENSIONS = (
+    "KHR_materials_emissive_strength", "KHR_materials_clearcoat", "KHR_materials_sheen",
+    "KHR_materials_specular", "KHR_materials_ior", "KHR_materials_transmission", "KHR_materials_volume",
+    "KHR_materials_unlit", "KHR_materials_iridescence", "KHR_materials_anisotropy",
+    "KHR_materials_dispersion", "KHR_materials_diffuse_transmission",
+)
+# Extensions a file may *require* that the reader honours.
 _HANDLED_EXTENSIONS = {
     "KHR_mesh_quantization",  # integer/normalized attributes: decoded to float32
-    "KHR_texture_transform",  # baked into the base colour UVs
+    "KHR_texture_transform",  # kept per texture slot
     "EXT_mesh_gpu_instancing",  # expanded into one copy per instance
     "KHR_materials_pbrSpecularGlossiness",  # mapped to metallic-roughness (diffuse -> base colour)
-    "KHR_materials_unlit",
-    "KHR_materials_emissive_strength",
+    "KHR_materials_variants",
+    _DRACO, *_MESHOPT, "EXT_texture_webp",  # decoded
+    *MATERIAL_EXTENSIONS,
 }
+_MESHOPT_FILTERS = {"OCTAHEDRAL": "oct", "QUATERNION": "quat", "EXPONENTIAL": "exp"}
 
 
 class _Reader:
@@ -456,6 +464,12 @@ class _Reader:
         self.doc = document
         self.bin = memoryview(binary)
         self._buffers: dict[int, memoryview] = {}
+        self._decoded_views: dict[int, memoryview] = {}
+        self.textures: list[Texture] = []  # the model's images, in order of first use
+        self.samplers: list[Sampler] = []
+        self._image_ids: dict[int, int] = {}  # glTF image index -> Model.textures index
+        self._sampler_ids: dict[int, int] = {}
+        self.notes: list[str] = []
 
     def _list(self, name: str) -> list[Any]:
         value = self.doc.get(name, [])
@@ -480,15 +494,38 @@ class _Reader:
 
     def view(self, index: int) -> tuple[memoryview, int | None]:
         view = self._list("bufferViews")[index]
+        compressed = next((view["extensions"][e] for e in _MESHOPT if e in (view.get("extensions") or {})), None)
+        if isinstance(compressed, dict):
+            if index not in self._decoded_views:
+                self._decoded_views[index] = self._meshopt_view(index, compressed)
+            return self._decoded_views[index], view.get("byteStride")
         start = view.get("byteOffset", 0)
-        try:
-            buffer = self.buffer(view["buffer"])
-        except GlbError:
-            if "EXT_meshopt_compression" in (view.get("extensions") or {}):
-                raise GlbError(f"bufferViews[{index}]: {_REFUSED_EXTENSIONS['EXT_meshopt_compression']}") from None
-            raise
-        data = buffer[start : start + view["byteLength"]]
+        data = self.buffer(view["buffer"])[start : start + view["byteLength"]]
         return data, view.get("byteStride")
+
+    def _meshopt_view(self, index: int, ext: dict[str, Any]) -> memoryview:
+        """EXT_meshopt_compression: decode the compressed bytes (and undo the filter) into the
+        plain bufferView the accessors describe."""
+        from . import meshopt
+
+        where = f"bufferViews[{index}].extensions.EXT_meshopt_compression"
+        try:
+            buffer = self.buffer(ext["buffer"])
+            start = ext.get("byteOffset", 0)
+            source = bytes(buffer[start : start + ext["byteLength"]])
+            count, stride, mode = int(ext["count"]), int(ext["byteStride"]), ext.get("mode", "ATTRIBUTES")
+            if mode == "ATTRIBUTES":
+                raw = meshopt.decode_vertex_buffer(source, count, stride)
+                filter_ = _MESHOPT_FILTERS.get(ext.get("filter", "NONE"))
+                if filter_:
+                    raw = meshopt.decode_filter(filter_, raw, count, stride)
+            elif mode in ("TRIANGLES", "INDICES"):
+                raw = meshopt.decode_index_buffer(source, count, stride, sequence=mode == "INDICES")
+            else:
+                raise GlbError(f"unknown mode {mode!r}")
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise GlbError(f"{where} does not decode: {exc}") from None
+        return memoryview(raw.tobytes())
 
     def _strided(self, view_index: int, offset: int, dtype: Any, width: int, count: int) -> np.ndarray:
         raw, stride = self.view(view_index)
@@ -518,27 +555,104 @@ class _Reader:
             out = out.copy()
             out[where.astype(np.int64)] = self._strided(val_info["bufferView"], val_info.get("byteOffset", 0),
                                                         dtype, width, sparse["count"])
-        if acc.get("normalized") and normalized:
-            out = out.astype(np.float32) / _NORMALIZED_SCALE[dtype]
-            if np.dtype(dtype).kind == "i":
-                out = np.maximum(out, -1.0)
-        return out
+        return _dequantize(out, acc) if normalized else out
 
-    def texture(self, index: int) -> Texture | None:
-        texture = self._list("textures")[index]
-        source = texture.get("source")
-        if source is None:
-            return None  # only an extension source (e.g. KTX2 without required fallback): no readable image
+    def image(self, source: int, where: str) -> int:
+        """The Model.textures index of glTF image `source`, decoded once and checked readable."""
+        if source in self._image_ids:
+            return self._image_ids[source]
         image = self._list("images")[source]
         if "bufferView" in image:
             data, _ = self.view(image["bufferView"])
-            return Texture(bytes(data), image["mimeType"])
-        uri = image["uri"]
-        if uri.startswith("data:"):
+            data, mime = bytes(data), image["mimeType"]
+        else:
+            uri = image["uri"]
+            if not uri.startswith("data:"):
+                raise GlbError(f"images[{source}] refers to the external file {uri!r}; only self-contained GLBs are "
+                               "read (embed the textures, e.g. `npx gltf-transform copy in.gltf out.glb`)")
             mime = uri[5:].split(";", 1)[0].split(",", 1)[0] or "image/png"
-            return Texture(decode_data_uri(uri), mime)
-        raise GlbError(f"images[{source}] refers to the external file {uri!r}; only self-contained GLBs are "
-                       "read (embed the textures, e.g. `npx gltf-transform copy in.gltf out.glb`)")
+            data = decode_data_uri(uri)
+        label = f"images[{source}]" + (f" {image['name']!r}" if image.get("name") else "")
+        data, mime = _readable_image(data, mime, f"{where} -> {label}")
+        if mime == "image/webp":
+            # EXT_texture_webp is read but not written: engines' glTF importers (Unity glTFast,
+            # Unreal Interchange, Godot) do not all read WebP, so every profile gets lossless PNG.
+            data, mime = _transcode_png(data), "image/png"
+            self.notes.append(f"{label} was WebP (EXT_texture_webp); stored as lossless PNG")
+        self._image_ids[source] = len(self.textures)
+        self.textures.append(Texture(data, mime, str(image.get("name", ""))))
+        return self._image_ids[source]
+
+    def sampler(self, index: int | None) -> int | None:
+        if index is None:
+            return None
+        if index not in self._sampler_ids:
+            s = self._list("samplers")[index]
+            self._sampler_ids[index] = len(self.samplers)
+            self.samplers.append(Sampler(s.get("magFilter"), s.get("minFilter"), s.get("wrapS", REPEAT),
+                                         s.get("wrapT", REPEAT)))
+        return self._sampler_ids[index]
+
+    def texture_ref(self, info: dict[str, Any], where: str, scale_key: str | None = None) -> TextureRef | None:
+        """A textureInfo as a TextureRef (None when its texture has no image Kiln can read)."""
+        texture = self._list("textures")[info["index"]]
+        extensions = texture.get("extensions") or {}
+        source = (extensions.get("EXT_texture_webp") or {}).get("source", texture.get("source"))
+        if texture.get("source") is not None and "EXT_texture_webp" in extensions:
+            source = texture["source"]  # a PNG/JPEG fallback is there: prefer it over transcoding
+        if source is None:
+            return None  # only an extension source Kiln cannot decode (e.g. KTX2 without required fallback)
+        ext = dict(info.get("extensions") or {})
+        transform = ext.pop("KHR_texture_transform", None)
+        return TextureRef(
+            texture=self.image(source, f"{where} (textures[{info['index']}])"),
+            sampler=self.sampler(texture.get("sampler")),
+            tex_coord=int(info.get("texCoord", 0)),
+            transform=None if not isinstance(transform, dict) else TextureTransform(
+                offset=tuple(float(v) for v in transform.get("offset", (0.0, 0.0))),
+                rotation=float(transform.get("rotation", 0.0)),
+                scale=tuple(float(v) for v in transform.get("scale", (1.0, 1.0))),
+                tex_coord=transform.get("texCoord")),
+            scale=float(info.get(scale_key, 1.0)) if scale_key else 1.0,
+            extensions=ext,
+        )
+
+
+def _dequantize(out: np.ndarray, acc: dict[str, Any]) -> np.ndarray:
+    """Normalized integers as float32 in [0, 1] or [-1, 1] (KHR_mesh_quantization, colours, weights)."""
+    if not acc.get("normalized"):
+        return out
+    dtype = _COMPONENT_DTYPES[acc["componentType"]]
+    if dtype not in _NORMALIZED_SCALE:
+        return out
+    out = out.astype(np.float32) / _NORMALIZED_SCALE[dtype]
+    return np.maximum(out, -1.0) if np.dtype(dtype).kind == "i" else out
+
+
+def _readable_image(data: bytes, mime: str, where: str) -> tuple[bytes, str]:
+    """The bytes and their real MIME type, or GlbError when they are not an image Pillow can read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = image.format
+            image.verify()  # header and (for PNG) chunk checksums, without decoding all pixels
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise GlbError(f"{where}: the texture's bytes ({len(data)} bytes, declared {mime}) are not a "
+                       f"decodable image: {exc}") from None
+    real = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}.get(fmt or "")
+    if real is None:
+        raise GlbError(f"{where}: the texture is a {fmt} image; glTF textures are PNG, JPEG or WebP")
+    return data, real
+
+
+def _transcode_png(data: bytes) -> bytes:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        out = io.BytesIO()
+        image.save(out, "PNG", optimize=False)
+    return out.getvalue()
 
 
 def _node_matrix(node: dict[str, Any]) -> np.ndarray:
@@ -577,25 +691,6 @@ def _triangle_list(idx: np.ndarray, mode: int) -> np.ndarray:
     return np.stack([np.full(n, idx[0]), idx[k + 1], idx[k + 2]], axis=1)  # fan
 
 
-def _uv_transform(info: dict[str, Any]) -> tuple[int, np.ndarray | None]:
-    """(texCoord set, 3x3 KHR_texture_transform matrix or None) of a textureInfo."""
-    tex_coord = info.get("texCoord", 0)
-    transform = (info.get("extensions") or {}).get("KHR_texture_transform")
-    if not isinstance(transform, dict):
-        return tex_coord, None
-    tex_coord = transform.get("texCoord", tex_coord)
-    ox, oy = transform.get("offset", [0.0, 0.0])
-    sx, sy = transform.get("scale", [1.0, 1.0])
-    r = float(transform.get("rotation", 0.0))
-    c, s = math.cos(r), math.sin(r)
-    # offset * rotation * scale. The rotation's sign follows the extension's worked example (offset
-    # [0, 1], rotation pi/2, scale 0.5 selects the lower-left quadrant) and three.js; the GLSL
-    # snippet in the extension's README writes the same matrix transposed.
-    matrix = np.array([[1, 0, ox], [0, 1, oy], [0, 0, 1]]) @ np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]]) \
-        @ np.diag([sx, sy, 1.0])
-    return tex_coord, matrix
-
-
 def _refuse_unsupported(document: dict[str, Any], allow_animation: bool) -> None:
     required = document.get("extensionsRequired") or []
     for ext in required:
@@ -604,29 +699,72 @@ def _refuse_unsupported(document: dict[str, Any], allow_animation: bool) -> None
     unknown = sorted(set(required) - _HANDLED_EXTENSIONS)
     if unknown:
         raise GlbError(f"the model requires glTF extensions Kiln does not support: {', '.join(unknown)}")
-    # Draco listed but not required: the primitives carry uncompressed fallbacks, unless they do not.
-    for mi, mesh in enumerate(document.get("meshes", [])):
-        for pi, prim in enumerate(mesh["primitives"]):
-            if _DRACO in (prim.get("extensions") or {}) and any(
-                    "bufferView" not in document["accessors"][a] for a in prim["attributes"].values()):
-                raise GlbError(f"the model cannot be read: meshes[{mi}].primitives[{pi}] {_REFUSED_EXTENSIONS[_DRACO]}")
     if allow_animation:
         return
     skins, animations = document.get("skins") or [], document.get("animations") or []
     if skins:
         raise GlbError(
             f"the model is skinned ({len(skins)} skin(s), {len(animations)} animation(s)); Kiln's LOD chain "
-            "bakes meshes into static geometry and would lose the skeleton, so skinned models are refused. "
-            "Import a static export of the mesh, or read it with allow_animation=True to take its rest pose "
-            "as a static mesh (skin and animation dropped)"
+            "bakes meshes into static geometry and would lose the skeleton, so skinned models are refused "
+            "(asset.toml `[import] skinned = \"refuse\"`). Import a static export of the mesh, or set "
+            "`skinned = \"bind_pose\"` to take its bind pose as a static mesh (skin and animation dropped)"
         )
     if animations:
         names = ", ".join(repr(a.get("name") or f"#{i}") for i, a in enumerate(animations[:5]))
         raise GlbError(
             f"the model is animated ({len(animations)} animation(s): {names}); Kiln bakes node transforms into "
-            "static geometry and would lose the animation, so animated models are refused. Export it "
-            "without animation, or read it with allow_animation=True to take its rest pose as a static mesh"
+            "static geometry and would lose the animation, so animated models are refused (asset.toml "
+            "`[import] skinned = \"refuse\"`). Export it without animation, or set `skinned = \"bind_pose\"` "
+            "to take its rest pose as a static mesh"
         )
+
+
+def _read_material(reader: _Reader, mat: dict[str, Any], i: int) -> Material:
+    """One glTF material: every core slot and factor, extensions passed through with their
+    textureInfos turned into TextureRefs."""
+    label = f"materials[{i}]" + (f" {mat['name']!r}" if mat.get("name") else "")
+
+    def ref(info: Any, slot: str, scale_key: str | None = None) -> TextureRef | None:
+        return None if not isinstance(info, dict) else reader.texture_ref(info, f"{label} {slot}", scale_key)
+
+    extensions = dict(mat.get("extensions") or {})
+    spec_gloss = extensions.pop("KHR_materials_pbrSpecularGlossiness", None)
+    pbr = mat.get("pbrMetallicRoughness")
+    if pbr is None and isinstance(spec_gloss, dict):
+        # The closest metallic-roughness reading: diffuse is the base colour of a dielectric.
+        reader.notes.append(f"{label} used KHR_materials_pbrSpecularGlossiness (archived); read as "
+                            "metallic-roughness from its diffuse colour and glossiness")
+        pbr = {"baseColorFactor": spec_gloss.get("diffuseFactor", [1.0, 1.0, 1.0, 1.0]),
+               "baseColorTexture": spec_gloss.get("diffuseTexture"),
+               "metallicFactor": 0.0, "roughnessFactor": 1.0 - float(spec_gloss.get("glossinessFactor", 1.0))}
+    pbr = pbr or {}
+    # Slots are read in the order the writer writes them, so images keep their order on a round trip.
+    slots = dict(
+        base_color_texture=ref(pbr.get("baseColorTexture"), "baseColorTexture"),
+        metallic_roughness_texture=ref(pbr.get("metallicRoughnessTexture"), "metallicRoughnessTexture"),
+        normal_texture=ref(mat.get("normalTexture"), "normalTexture", "scale"),
+        occlusion_texture=ref(mat.get("occlusionTexture"), "occlusionTexture", "strength"),
+        emissive_texture=ref(mat.get("emissiveTexture"), "emissiveTexture"))
+    for name, ext in sorted(extensions.items()):
+        if isinstance(ext, dict):
+            extensions[name] = {key: (ref(value, f"{name}.{key}") if key.endswith("Texture") else value)
+                                for key, value in ext.items()}
+    mode = mat.get("alphaMode", "OPAQUE")
+    if mode not in ALPHA_MODES:
+        raise GlbError(f"{label}: alphaMode {mode!r} is not one of {', '.join(ALPHA_MODES)}")
+    return Material(
+        name=str(mat.get("name", f"material_{i}")),
+        base_color_factor=tuple(float(c) for c in pbr.get("baseColorFactor", [1.0, 1.0, 1.0, 1.0])),
+        metallic=float(pbr.get("metallicFactor", 1.0)),
+        roughness=float(pbr.get("roughnessFactor", 1.0)),
+        emissive_factor=tuple(float(c) for c in mat.get("emissiveFactor", [0.0, 0.0, 0.0])),
+        **slots,
+        alpha_mode=mode,
+        alpha_cutoff=float(mat.get("alphaCutoff", 0.5)),
+        double_sided=bool(mat.get("doubleSided", False)),
+        extensions=extensions,
+        extras=mat.get("extras") if isinstance(mat.get("extras"), dict) else None,
+    )
 
 
 def read_glb(data: bytes, *, allow_animation: bool = False) -> Model:
@@ -635,19 +773,24 @@ def read_glb(data: bytes, *, allow_animation: bool = False) -> Model:
     - Every mesh node of the default scene (or, without scenes, every root node) becomes one
       `Primitive` per mesh primitive, in world space; a node with a negative-determinant transform
       (mirroring) gets its triangle winding flipped so faces still point outward; normals go
-      through the inverse transpose. EXT_mesh_gpu_instancing nodes become one copy per instance.
+      through the inverse transpose, tangents turn with the node (handedness flipped by a mirror).
+      EXT_mesh_gpu_instancing nodes become one copy per instance.
     - Triangle strips and fans become triangle lists; points and lines carry no surface and are
       skipped. Morph targets are applied at their default weights.
-    - UVs are the set the base colour texture uses (TEXCOORD_0 otherwise), with
-      KHR_texture_transform baked in. Normals are those of the file (turned with their node, each
-      keeping its stored length), or None when it has none: nothing is welded, repaired or
-      computed here; `normalize` does that, and `validate` sees the file's own data.
-    - Skinned or animated models are refused unless `allow_animation=True`, in which case the rest
-      pose is read as a static mesh (skinned vertices placed by their joints' rest transforms) and
-      the skin and animation are dropped.
+    - Vertex streams: NORMAL, TANGENT, TEXCOORD_0, TEXCOORD_1 and COLOR_0 (its component type
+      kept). Materials carry every core slot with its texCoord and KHR_texture_transform, the
+      samplers, and their extensions; images are read once and shared by index. Normals are those
+      of the file, or None when it has none: nothing is welded, repaired or computed here;
+      `normalize` does that, and `validate` sees the file's own data.
+    - Compressed input is decoded: KHR_draco_mesh_compression (DracoPy), EXT_meshopt_compression
+      (meshoptimizer's decoders), KHR_mesh_quantization, EXT_texture_webp (to PNG).
+    - Skinned or animated models are refused unless `allow_animation=True`, in which case the bind
+      pose is read as a static mesh (skinned vertices placed by their joints' rest transforms),
+      the skin and animation are dropped and `Model.notes` says so.
 
-    Raises `GlbError` with a readable reason for a broken container or anything Kiln cannot carry
-    through the pipeline without silently breaking it.
+    Raises `GlbError` with a readable reason (naming the material, texture or primitive) for a
+    broken container, an undecodable image or Draco buffer, a texture slot whose UV set the mesh
+    lacks, or anything else Kiln cannot carry through the pipeline without silently breaking it.
     """
     document, binary = parse_container(data)
     problems = structural_problems(document, binary)
@@ -656,37 +799,9 @@ def read_glb(data: bytes, *, allow_animation: bool = False) -> Model:
         raise GlbError(f"invalid glTF structure: {problems[0]}{more}")
     _refuse_unsupported(document, allow_animation)
     reader = _Reader(document, binary)
-
-    materials: list[Material] = []
-    uv_sets: list[tuple[int, np.ndarray | None]] = []  # per material: base colour texCoord and transform
-    textures: dict[int, Texture | None] = {}
-    for i, mat in enumerate(reader._list("materials")):
-        spec_gloss = (mat.get("extensions") or {}).get("KHR_materials_pbrSpecularGlossiness")
-        if "pbrMetallicRoughness" not in mat and isinstance(spec_gloss, dict):
-            # The closest metallic-roughness reading: diffuse is the base colour of a dielectric.
-            factor = spec_gloss.get("diffuseFactor", [1.0, 1.0, 1.0, 1.0])
-            info = spec_gloss.get("diffuseTexture")
-            metallic, roughness = 0.0, 1.0 - float(spec_gloss.get("glossinessFactor", 1.0))
-        else:
-            pbr = mat.get("pbrMetallicRoughness") or {}
-            factor = pbr.get("baseColorFactor", [1.0, 1.0, 1.0, 1.0])
-            info = pbr.get("baseColorTexture")
-            metallic, roughness = float(pbr.get("metallicFactor", 1.0)), float(pbr.get("roughnessFactor", 1.0))
-        texture = None
-        if info is not None:
-            if info["index"] not in textures:
-                textures[info["index"]] = reader.texture(info["index"])
-            texture = textures[info["index"]]
-        uv_sets.append(_uv_transform(info) if info is not None else (0, None))
-        materials.append(Material(
-            name=mat.get("name", f"material_{i}"),
-            base_color_factor=tuple(float(c) for c in factor),
-            base_color_texture=texture,
-            metallic=metallic,
-            roughness=roughness,
-            double_sided=bool(mat.get("doubleSided", False)),
-            alpha_mode=mat.get("alphaMode", "OPAQUE"),
-        ))
+    materials = [_read_material(reader, mat, i) for i, mat in enumerate(reader._list("materials"))]
+    variants_ext = (document.get("extensions") or {}).get("KHR_materials_variants") or {}
+    variants = [str(v.get("name", f"variant_{k}")) for k, v in enumerate(variants_ext.get("variants") or [])]
     default_material: list[int] = []  # glTF's default material, appended once when needed
 
     nodes = reader._list("nodes")
@@ -722,29 +837,48 @@ def read_glb(data: bytes, *, allow_animation: bool = False) -> Model:
         instances = _instance_matrices(reader, node, world[node_index])
         for p_index, prim in enumerate(mesh["primitives"]):
             key = (mesh_index, p_index, weights)
+            where = f"meshes[{mesh_index}].primitives[{p_index}]"
             if key not in cache:
-                cache[key] = _decode_primitive(reader, prim, f"meshes[{mesh_index}].primitives[{p_index}]",
-                                               weights, uv_sets)
+                cache[key] = _decode_primitive(reader, prim, where, weights)
             local = cache[key]
             if local is None:
                 continue
-            if skin is not None and "JOINTS_0" in prim["attributes"]:
-                pos, nrm, uvs, tri = _skin_rest_pose(reader, document["skins"][skin], prim, local, world)
-            else:
-                pos, nrm, uvs, tri = _bake(local, instances)
             material = prim.get("material")
             if material is None:
                 if not default_material:
                     default_material.append(len(materials))
                     materials.append(Material(name="default", metallic=1.0, roughness=1.0))
                 material = default_material[0]
-            primitives.append(Primitive(positions=pos, indices=tri.reshape(-1), normals=nrm, uvs=uvs,
-                                        material=material))
+            _check_uv_sets(materials[material], material, local["streams"], where)
+            if skin is not None and "JOINTS_0" in prim["attributes"]:
+                pos, streams, tri = _skin_rest_pose(reader, document["skins"][skin], prim, local, world)
+            else:
+                pos, streams, tri = _bake(local, instances)
+            mappings = ((prim.get("extensions") or {}).get("KHR_materials_variants") or {}).get("mappings") or []
+            primitives.append(Primitive(
+                positions=pos, indices=tri.reshape(-1), material=material, **streams,
+                variants=tuple((m["material"], tuple(m.get("variants", ()))) for m in mappings if "material" in m)))
     if not materials:
         materials.append(Material())
+    skins, animations = document.get("skins") or [], document.get("animations") or []
+    if skins or animations:
+        reader.notes.append(f"skinned/animated source ({len(skins)} skin(s), {len(animations)} animation(s)): "
+                            "imported as its static bind pose; skeleton and animation dropped")
     extras = document["asset"].get("extras")
     name = extras.get("asset_id") if isinstance(extras, dict) else None
-    return Model(primitives=primitives, materials=materials, name=str(name or "model"))
+    return Model(primitives=primitives, materials=materials, name=str(name or "model"), textures=reader.textures,
+                 samplers=reader.samplers, variants=variants, notes=reader.notes)
+
+
+def _check_uv_sets(material: Material, index: int, streams: dict[str, np.ndarray | None], where: str) -> None:
+    for slot, ref in material.texture_slots():
+        uv_set = ref.uv_set
+        if uv_set > 1:
+            raise GlbError(f"materials[{index}] {material.name!r} {slot} texture samples TEXCOORD_{uv_set}; "
+                           "Kiln carries TEXCOORD_0 and TEXCOORD_1 only (move it to one of those)")
+        if streams["uvs" if uv_set == 0 else "uv1"] is None:
+            raise GlbError(f"materials[{index}] {material.name!r} {slot} texture samples TEXCOORD_{uv_set}, "
+                           f"which {where} does not have")
 
 
 def _has_ancestor_in(node: int, parents: dict[int, int], group: set[int]) -> bool:
@@ -784,43 +918,98 @@ def _instance_matrices(reader: _Reader, node: dict[str, Any], world: np.ndarray)
     return world[None] @ local
 
 
-def _decode_primitive(reader: _Reader, prim: dict[str, Any], where: str, weights: tuple[float, ...],
-                      uv_sets: list[tuple[int, np.ndarray | None]]) -> dict[str, Any] | None:
-    """Local-space positions (float64), normals, chosen UVs and an (m, 3) triangle list, or None."""
+def _draco_attributes(reader: _Reader, prim: dict[str, Any], where: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The attributes (stored values, by glTF name) and flat indices of a Draco-compressed primitive."""
+    import DracoPy
+
+    ext = prim["extensions"][_DRACO]
+    try:
+        raw, _ = reader.view(ext["bufferView"])
+        mesh = DracoPy.decode(bytes(raw))
+        out = {}
+        for name, unique_id in ext["attributes"].items():
+            attribute = mesh.get_attribute_by_unique_id(unique_id)
+            if attribute is None:
+                raise ValueError(f"it has no attribute with id {unique_id} ({name})")
+            out[name] = np.asarray(attribute["data"]).reshape(len(attribute["data"]), -1)
+        faces = np.asarray(mesh.faces, np.int64).reshape(-1)
+    except GlbError:
+        raise
+    except Exception as exc:  # DracoPy raises its own exception types, and KeyError/ValueError on bad input
+        raise GlbError(f"{where}: the Draco buffer (KHR_draco_mesh_compression, bufferViews"
+                       f"[{ext.get('bufferView')}]) does not decode: {exc}") from None
+    accessors = reader._list("accessors")
+    for name, values in out.items():
+        acc = accessors[prim["attributes"][name]] if name in prim["attributes"] else {}
+        if acc:
+            if len(values) != acc["count"]:
+                raise GlbError(f"{where}: Draco decoded {len(values)} {name} values, the accessor declares {acc['count']}")
+            values = values.astype(_COMPONENT_DTYPES[acc["componentType"]])  # DracoPy hands integers as floats
+        out[name] = _dequantize(values, acc) if acc else values
+    return out, faces
+
+
+# glTF attribute -> Primitive field, and whether the stored component type is kept.
+_STREAM_ATTRIBUTES = {"NORMAL": "normals", "TEXCOORD_0": "uvs", "TEXCOORD_1": "uv1", "COLOR_0": "colors",
+                      "TANGENT": "tangents"}
+
+
+def _decode_primitive(reader: _Reader, prim: dict[str, Any], where: str,
+                      weights: tuple[float, ...]) -> dict[str, Any] | None:
+    """Local-space positions (float64), vertex streams and an (m, 3) triangle list, or None."""
     mode = prim.get("mode", 4)
     if mode not in (4, 5, 6):
         return None  # points and lines carry no surface for a game mesh
     attrs = prim["attributes"]
     if "POSITION" not in attrs:
         raise GlbError(f"{where} has no POSITION attribute")
-    pos = reader.accessor(attrs["POSITION"]).astype(np.float64)
+    accessors = reader._list("accessors")
+    if _DRACO in (prim.get("extensions") or {}):
+        decoded, draco_indices = _draco_attributes(reader, prim, where)
+    else:
+        decoded, draco_indices = {}, None
+
+    def attribute(name: str, normalized: bool = True) -> np.ndarray | None:
+        if name in decoded:
+            value = decoded[name]
+            if not normalized and name in attrs:  # colours: back to the stored component type
+                acc = accessors[attrs[name]]
+                dtype = _COMPONENT_DTYPES[acc["componentType"]]
+                if np.dtype(dtype).kind == "u":
+                    value = np.rint(value * _NORMALIZED_SCALE[dtype]).astype(dtype)
+            return value
+        return reader.accessor(attrs[name], normalized) if name in attrs else None
+
+    pos = attribute("POSITION").astype(np.float64)
     if pos.shape[1] != 3:
         raise GlbError(f"{where}: POSITION is not VEC3")
-    normals = reader.accessor(attrs["NORMAL"]).astype(np.float64) if "NORMAL" in attrs else None
+    streams: dict[str, np.ndarray | None] = {}
+    for name, field_name in _STREAM_ATTRIBUTES.items():
+        value = attribute(name, normalized=name != "COLOR_0")
+        if value is not None and name in ("TEXCOORD_0", "TEXCOORD_1"):
+            value = value.astype(np.float32)[:, :2]
+        if value is not None and name == "COLOR_0" and value.dtype.kind not in "fu":
+            value = value.astype(np.float32)  # signed colours are invalid glTF; read them as floats
+        streams[field_name] = value
+    normals = None if streams["normals"] is None else streams["normals"].astype(np.float64)
     for target, w in zip(prim.get("targets", []), weights):
         if w:
             if "POSITION" in target:
                 pos = pos + w * reader.accessor(target["POSITION"])
             if "NORMAL" in target and normals is not None:
                 normals = normals + w * reader.accessor(target["NORMAL"])
-    if "indices" in prim:
+    streams["normals"] = normals
+    if draco_indices is not None:
+        idx = draco_indices
+    elif "indices" in prim:
         idx = reader.accessor(prim["indices"]).reshape(-1).astype(np.int64)
-        if len(idx) and int(idx.max()) >= len(pos):
-            raise GlbError(f"{where}: index {int(idx.max())} is out of range for {len(pos)} vertices")
     else:
         idx = np.arange(len(pos), dtype=np.int64)
+    if len(idx) and int(idx.max()) >= len(pos):
+        raise GlbError(f"{where}: index {int(idx.max())} is out of range for {len(pos)} vertices")
     if mode == 4 and len(idx) % 3:
         raise GlbError(f"{where}: index count {len(idx)} is not a multiple of 3")
-    tex_coord, transform = uv_sets[prim["material"]] if "material" in prim else (0, None)
-    uvs = None
-    if f"TEXCOORD_{tex_coord}" in attrs:
-        uvs = reader.accessor(attrs[f"TEXCOORD_{tex_coord}"]).astype(np.float64)[:, :2]
-        if transform is not None:
-            uvs = uvs @ transform[:2, :2].T + transform[:2, 2]
-    elif "TEXCOORD_0" in attrs:
-        uvs = reader.accessor(attrs["TEXCOORD_0"]).astype(np.float64)[:, :2]
-    return {"pos": pos, "normals": normals, "uvs": None if uvs is None else uvs.astype(np.float32),
-            "tri": _triangle_list(idx, mode)}
+    return {"pos": pos, "streams": streams, "tri": _triangle_list(idx, mode)}
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -828,33 +1017,48 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return np.where(length > 1e-12, v / np.maximum(length, 1e-12), v)
 
 
-def _bake(local: dict[str, Any], matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None,
-                                                                 np.ndarray]:
-    """Positions, normals, UVs and triangles of a primitive under k world matrices, concatenated."""
-    pos, normals, tri = local["pos"], local["normals"], local["tri"]
+def _turn_streams(streams: dict[str, np.ndarray | None], linear: np.ndarray, subscripts: str) -> dict[str, Any]:
+    """Normals through the inverse transpose of `linear` (each keeping its stored length, so checks
+    and `normalize` see the file's data), tangents through `linear` with the handedness flipped
+    under a mirror. `subscripts` is "k" (one matrix per instance) or "n" (one per vertex)."""
+    out = dict(streams)
+    det = np.linalg.det(linear)
+    safe = np.where(np.abs(det)[:, None, None] > 1e-30, linear, np.eye(3))
+    normals = streams["normals"]
+    if normals is not None:
+        turned = np.einsum(f"{subscripts}ji,nj->{subscripts}ni" if subscripts == "k" else "nji,nj->ni",
+                           np.linalg.inv(safe), normals)
+        out["normals"] = (_unit(turned) * np.linalg.norm(normals, axis=1)[..., None]).reshape(-1, 3)
+    tangents = streams["tangents"]
+    if tangents is not None:
+        xyz = np.einsum("kij,nj->kni" if subscripts == "k" else "nij,nj->ni", linear, tangents[:, :3])
+        sign = np.sign(det)[:, None, None] if subscripts == "k" else np.sign(det)[:, None]
+        w = np.broadcast_to(tangents[:, 3:4], xyz.shape[:-1] + (1,)) * np.where(sign == 0, 1, sign)
+        out["tangents"] = np.concatenate([_unit(xyz), w], axis=-1).reshape(-1, 4)
+    return out
+
+
+def _bake(local: dict[str, Any], matrices: np.ndarray) -> tuple[np.ndarray, dict[str, Any], np.ndarray]:
+    """Positions, vertex streams and triangles of a primitive under k world matrices, concatenated."""
+    pos, streams, tri = local["pos"], local["streams"], local["tri"]
     linear, offset = matrices[:, :3, :3], matrices[:, :3, 3]
     det = np.linalg.det(linear)
     if len(matrices) == 1 and np.allclose(matrices[0], np.eye(4)):
-        out_pos, out_nrm = pos, normals
+        out_pos, out = pos, dict(streams)
     else:
         out_pos = (np.einsum("kij,nj->kni", linear, pos) + offset[:, None, :]).reshape(-1, 3)
-        out_nrm = None
-        if normals is not None:
-            # Normals follow the inverse transpose, so non-uniform and mirrored scales keep them
-            # normal; each keeps its stored length, so checks and `normalize` see the file's data.
-            safe = np.where(np.abs(det)[:, None, None] > 1e-30, linear, np.eye(3))
-            turned = np.einsum("kji,nj->kni", np.linalg.inv(safe), normals)
-            out_nrm = (_unit(turned) * np.linalg.norm(normals, axis=1)[None, :, None]).reshape(-1, 3)
+        out = _turn_streams(streams, linear, "k")
+        for name in ("uvs", "uv1", "colors"):
+            if out[name] is not None and len(matrices) > 1:
+                out[name] = np.tile(out[name], (len(matrices), 1))
     # A mirroring transform turns counter-clockwise triangles clockwise: swap two corners back.
     base = np.arange(len(matrices))[:, None, None] * len(pos)
     tris = np.where((det < 0)[:, None, None], tri[None][:, :, [0, 2, 1]], tri[None]) + base
-    uvs = local["uvs"] if local["uvs"] is None or len(matrices) == 1 else np.tile(local["uvs"], (len(matrices), 1))
-    return out_pos, out_nrm, uvs, tris.reshape(-1, 3)
+    return out_pos, out, tris.reshape(-1, 3)
 
 
 def _skin_rest_pose(reader: _Reader, skin: dict[str, Any], prim: dict[str, Any], local: dict[str, Any],
-                    world: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None,
-                                                      np.ndarray]:
+                    world: list[np.ndarray]) -> tuple[np.ndarray, dict[str, Any], np.ndarray]:
     """Linear-blend skinning at the nodes' rest transforms (the skinned node's own transform is ignored)."""
     joints = skin["joints"]
     if "inverseBindMatrices" in skin:
@@ -878,15 +1082,11 @@ def _skin_rest_pose(reader: _Reader, skin: dict[str, Any], prim: dict[str, Any],
     blended /= np.where(total > 1e-12, total, 1.0)[:, None, None]
     linear = blended[:, :3, :3]
     pos = np.einsum("nij,nj->ni", linear, local["pos"]) + blended[:, :3, 3]
-    normals = local["normals"]
-    if normals is not None:  # the inverse transpose of the blended matrix, stored lengths kept
-        safe = np.where(np.abs(np.linalg.det(linear))[:, None, None] > 1e-30, linear, np.eye(3))
-        normals = _unit(np.einsum("nji,nj->ni", np.linalg.inv(safe), normals)) * np.linalg.norm(
-            normals, axis=1, keepdims=True)
+    streams = _turn_streams(local["streams"], linear, "n")
     tri = local["tri"]
     flip = np.linalg.det(linear[tri[:, 0]]) < 0
     tri = np.where(flip[:, None], tri[:, [0, 2, 1]], tri)
-    return pos, normals, local["uvs"], tri
+    return pos, streams, tri
 
 
 def read_asset_extras(data: bytes) -> dict[str, Any]:
@@ -905,6 +1105,7 @@ class GlbBuilder:
 
     Meshes, nodes and materials are added explicitly so export profiles can lay out several
     levels or a collision mesh in one file; `write_glb` covers the common one-model case.
+    Identical images are stored once per file (by content), whatever model or slot they come from.
     """
 
     def __init__(self, generator: str = "Kiln") -> None:
@@ -915,12 +1116,20 @@ class GlbBuilder:
             "nodes": [],
             "meshes": [],
             "materials": [],
+            "textures": [],
+            "images": [],
+            "samplers": [],
             "accessors": [],
             "bufferViews": [],
             "buffers": [],
         }
         self._bin = bytearray()
-        self._material_ids: dict[int, int] = {}
+        self._material_ids: dict[tuple[int, int], int] = {}
+        self._material_json: dict[str, int] = {}
+        self._image_ids: dict[bytes, int] = {}
+        self._texture_ids: dict[tuple[int, int | None], int] = {}
+        self._sampler_ids: dict[Sampler, int] = {}
+        self._variants: list[str] | None = None
         self.extensions_used: set[str] = set()
         self.extensions_required: set[str] = set()
 
@@ -936,13 +1145,16 @@ class GlbBuilder:
         self.doc["bufferViews"].append(view)
         return len(self.doc["bufferViews"]) - 1
 
-    def add_accessor(self, array: np.ndarray, type_: str, target: int | None = None, with_bounds: bool = False) -> int:
+    def add_accessor(self, array: np.ndarray, type_: str, target: int | None = None, with_bounds: bool = False,
+                     normalized: bool = False) -> int:
         array = np.ascontiguousarray(array)
         component = {np.dtype(v): k for k, v in _COMPONENT_DTYPES.items()}[array.dtype]
         width = _TYPE_SIZES[type_]
         count = array.size // width
         view = self.add_buffer_view(array.tobytes(), target=target)
         acc: dict[str, Any] = {"bufferView": view, "componentType": component, "count": count, "type": type_}
+        if normalized:
+            acc["normalized"] = True
         if with_bounds and count:
             flat = array.reshape(count, width)
             cast = float if array.dtype.kind == "f" else int
@@ -951,54 +1163,136 @@ class GlbBuilder:
         self.doc["accessors"].append(acc)
         return len(self.doc["accessors"]) - 1
 
-    def add_material(self, material: Material) -> int:
-        key = id(material)
+    def add_material(self, material: Material, model: Model | None = None) -> int:
+        """The document index of `material` (added once per material and image list)."""
+        key = (id(material), id(model.textures) if model is not None else 0)
         if key in self._material_ids:
             return self._material_ids[key]
+
+        def info(ref: TextureRef, scale_key: str | None = None) -> dict[str, Any]:
+            if model is None:
+                raise ValueError(f"material {material.name!r} has textures: pass the model that holds them")
+            return self._texture_info(ref, model, scale_key)
+
         pbr: dict[str, Any] = {
             "baseColorFactor": [float(c) for c in material.base_color_factor],
             "metallicFactor": float(material.metallic),
             "roughnessFactor": float(material.roughness),
         }
         if material.base_color_texture is not None:
-            pbr["baseColorTexture"] = {"index": self._add_texture(material.base_color_texture)}
+            pbr["baseColorTexture"] = info(material.base_color_texture)
+        if material.metallic_roughness_texture is not None:
+            pbr["metallicRoughnessTexture"] = info(material.metallic_roughness_texture)
         entry: dict[str, Any] = {"name": material.name, "pbrMetallicRoughness": pbr}
-        if material.double_sided:
-            entry["doubleSided"] = True
+        if material.normal_texture is not None:
+            entry["normalTexture"] = info(material.normal_texture, "scale")
+        if material.occlusion_texture is not None:
+            entry["occlusionTexture"] = info(material.occlusion_texture, "strength")
+        if material.emissive_texture is not None:
+            entry["emissiveTexture"] = info(material.emissive_texture)
+        if any(material.emissive_factor):
+            entry["emissiveFactor"] = [float(c) for c in material.emissive_factor]
         if material.alpha_mode != "OPAQUE":
             entry["alphaMode"] = material.alpha_mode
-        self.doc["materials"].append(entry)
-        self._material_ids[key] = len(self.doc["materials"]) - 1
+        if material.alpha_mode == "MASK" and material.alpha_cutoff != 0.5:
+            entry["alphaCutoff"] = float(material.alpha_cutoff)
+        if material.double_sided:
+            entry["doubleSided"] = True
+        if material.extensions:
+            entry["extensions"] = {
+                name: ({k: (info(v) if isinstance(v, TextureRef) else v) for k, v in ext.items()}
+                       if isinstance(ext, dict) else ext)
+                for name, ext in sorted(material.extensions.items())}
+            self.extensions_used.update(material.extensions)
+        if material.extras:
+            entry["extras"] = material.extras
+        # Equal materials (e.g. the same material in several LOD levels of one file, whose images
+        # are the same bytes) are stored once.
+        signature = json.dumps(entry, sort_keys=True)
+        if signature not in self._material_json:
+            self.doc["materials"].append(entry)
+            self._material_json[signature] = len(self.doc["materials"]) - 1
+        self._material_ids[key] = self._material_json[signature]
         return self._material_ids[key]
 
-    def _add_texture(self, texture: Texture) -> int:
-        self.doc.setdefault("images", [])
-        self.doc.setdefault("textures", [])
-        self.doc.setdefault("samplers", [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}])
-        view = self.add_buffer_view(texture.data)
-        self.doc["images"].append({"bufferView": view, "mimeType": texture.mime_type})
-        self.doc["textures"].append({"sampler": 0, "source": len(self.doc["images"]) - 1})
-        return len(self.doc["textures"]) - 1
+    def _texture_info(self, ref: TextureRef, model: Model, scale_key: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self._add_texture(model.textures[ref.texture],
+                                                          None if ref.sampler is None else model.samplers[ref.sampler])}
+        if ref.tex_coord:
+            out["texCoord"] = ref.tex_coord
+        if scale_key and ref.scale != 1.0:
+            out[scale_key] = float(ref.scale)
+        extensions = dict(ref.extensions)
+        if ref.transform is not None:
+            t = ref.transform
+            transform: dict[str, Any] = {"offset": [float(v) for v in t.offset], "rotation": float(t.rotation),
+                                         "scale": [float(v) for v in t.scale]}
+            if t.tex_coord is not None:
+                transform["texCoord"] = int(t.tex_coord)
+            extensions["KHR_texture_transform"] = transform
+        if extensions:
+            out["extensions"] = extensions
+            self.extensions_used.update(extensions)
+        return out
+
+    def _add_texture(self, texture: Texture, sampler: Sampler | None) -> int:
+        digest = hashlib.sha256(texture.data).digest()
+        if digest not in self._image_ids:
+            view = self.add_buffer_view(texture.data)
+            image: dict[str, Any] = {"bufferView": view, "mimeType": texture.mime_type}
+            if texture.name:
+                image["name"] = texture.name
+            self.doc["images"].append(image)
+            self._image_ids[digest] = len(self.doc["images"]) - 1
+        sampler_index = None
+        if sampler is not None:
+            if sampler not in self._sampler_ids:
+                entry = {"magFilter": sampler.mag_filter, "minFilter": sampler.min_filter,
+                         "wrapS": sampler.wrap_s, "wrapT": sampler.wrap_t}
+                self.doc["samplers"].append({k: v for k, v in entry.items() if v is not None and v != REPEAT})
+                self._sampler_ids[sampler] = len(self.doc["samplers"]) - 1
+            sampler_index = self._sampler_ids[sampler]
+        key = (self._image_ids[digest], sampler_index)
+        if key not in self._texture_ids:
+            entry = {"source": key[0]} if sampler_index is None else {"sampler": sampler_index, "source": key[0]}
+            self.doc["textures"].append(entry)
+            self._texture_ids[key] = len(self.doc["textures"]) - 1
+        return self._texture_ids[key]
 
     def add_mesh(self, model: Model, name: str | None = None) -> int:
         primitives = []
+        if model.variants:
+            if self._variants is not None and self._variants != list(model.variants):
+                raise ValueError("models written into one GLB must share their KHR_materials_variants names")
+            self._variants = list(model.variants)
         for prim in model.primitives:
             if prim.triangle_count == 0:
                 continue
             attributes = {"POSITION": self.add_accessor(prim.positions, "VEC3", 34962, with_bounds=True)}
             if prim.normals is not None:
                 attributes["NORMAL"] = self.add_accessor(prim.normals, "VEC3", 34962)
+            if prim.tangents is not None and prim.normals is not None:  # glTF: TANGENT needs NORMAL
+                attributes["TANGENT"] = self.add_accessor(prim.tangents, "VEC4", 34962)
             if prim.uvs is not None:
                 attributes["TEXCOORD_0"] = self.add_accessor(prim.uvs, "VEC2", 34962)
+                if prim.uv1 is not None:  # TEXCOORD_1 without TEXCOORD_0 is not allowed
+                    attributes["TEXCOORD_1"] = self.add_accessor(prim.uv1, "VEC2", 34962)
+            if prim.colors is not None:
+                attributes["COLOR_0"] = self.add_accessor(prim.colors, "VEC4" if prim.colors.shape[1] == 4 else "VEC3",
+                                                          34962, normalized=prim.colors.dtype.kind == "u")
             indices = prim.indices
             if prim.vertex_count <= 65535:
                 indices = indices.astype(np.uint16)
-            entry = {
+            entry: dict[str, Any] = {
                 "attributes": attributes,
                 "indices": self.add_accessor(indices, "SCALAR", 34963),
-                "material": self.add_material(model.materials[prim.material]),
+                "material": self.add_material(model.materials[prim.material], model),
                 "mode": 4,
             }
+            if prim.variants and model.variants:
+                entry["extensions"] = {"KHR_materials_variants": {"mappings": [
+                    {"material": self.add_material(model.materials[m], model), "variants": list(vs)}
+                    for m, vs in prim.variants]}}
             primitives.append(entry)
         if not primitives:
             raise ValueError(f"model {model.name!r} has no triangles to write")
@@ -1024,6 +1318,9 @@ class GlbBuilder:
         doc = {k: v for k, v in self.doc.items() if v != [] or k in ("scenes", "nodes")}
         if asset_extras:
             doc["asset"] = {**doc["asset"], "extras": asset_extras}
+        if self._variants:
+            doc["extensions"] = {"KHR_materials_variants": {"variants": [{"name": n} for n in self._variants]}}
+            self.extensions_used.add("KHR_materials_variants")
         if self.extensions_used:
             doc["extensionsUsed"] = sorted(self.extensions_used)
         if self.extensions_required:

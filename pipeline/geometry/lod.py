@@ -32,7 +32,7 @@ from PIL import Image
 from scipy.spatial import cKDTree
 
 from . import meshopt
-from .model import Model, Primitive, Texture, vertex_normals
+from .model import Model, Primitive, Texture, color_to_float, vertex_normals
 from .normalize import degenerate_mask
 
 # ----------------------------------------------------------------------------------------------
@@ -110,6 +110,9 @@ UV_WEIGHT = 0.5
 # those steer the metric too, weighted lower as they only approximate the engine's. Measured on
 # the raw 200K bench mesh against positions alone: worst error 5-30% lower, mean 0-1% lower.
 DERIVED_NORMAL_WEIGHT = 0.05
+# The second UV set (lightmaps, detail maps) weighs like the first; vertex colours (RGBA in 0..1)
+# like a UV, so painted colour borders steer collapses as texture seams do.
+COLOR_WEIGHT = 0.5
 
 # Attribute-aware simplification "reaches" its target when within this factor of it; below that the
 # farthest levels fall back to sloppy simplification.
@@ -443,9 +446,8 @@ class _Source:
     """One primitive's vertex streams, shared by every level (levels index into them)."""
 
     positions: np.ndarray
-    normals: np.ndarray | None
-    uvs: np.ndarray | None
-    material: int
+    streams: dict[str, np.ndarray]  # the primitive's optional vertex streams (Primitive.streams())
+    template: Primitive  # material, variants and colour type carried to every level
     attributes: np.ndarray | None
     weights: np.ndarray | None
     lock: np.ndarray | None
@@ -454,23 +456,23 @@ class _Source:
 
 def _prepare(prim: Primitive) -> tuple[_Source, np.ndarray]:
     """Weld binary-identical vertices (so the simplifier sees the connectivity), drop unused ones."""
-    streams = [prim.positions] + [s for s in (prim.normals, prim.uvs) if s is not None]
-    indices, streams = meshopt.weld(prim.indices, *streams)
-    positions, rest = streams[0], streams[1:]
-    normals = rest.pop(0) if prim.normals is not None else None
-    uvs = rest.pop(0) if prim.uvs is not None else None
+    names = list(prim.streams())
+    indices, welded = meshopt.weld(prim.indices, prim.positions, *prim.streams().values())
+    positions, streams = welded[0], dict(zip(names, welded[1:]))
     parts, weights = [], []
-    if normals is not None:
-        parts.append(normals)
+    if "normals" in streams:
+        parts.append(streams["normals"])
         weights += [NORMAL_WEIGHT] * 3
     elif len(indices):
         parts.append(vertex_normals(positions, indices))
         weights += [DERIVED_NORMAL_WEIGHT] * 3
-    if uvs is not None:
-        parts.append(uvs)
-        weights += [UV_WEIGHT] * 2
+    for name, weight in (("uvs", UV_WEIGHT), ("uv1", UV_WEIGHT), ("colors", COLOR_WEIGHT)):
+        if name in streams:
+            value = streams[name]
+            parts.append(color_to_float(value) if name == "colors" else value)
+            weights += [weight] * value.shape[1]
     attributes = np.ascontiguousarray(np.hstack(parts), dtype=np.float32) if parts else None
-    source = _Source(positions, normals, uvs, prim.material, attributes,
+    source = _Source(positions, streams, prim, attributes,
                      np.asarray(weights, np.float32) if parts else None, None, meshopt.simplify_scale(positions))
     return source, indices
 
@@ -513,20 +515,24 @@ def _simplify(src: _Source, indices: np.ndarray, target_triangles: int, *, spars
     return out, error, False
 
 
-def _finish(src: _Source, indices: np.ndarray, diagonal: float) -> Primitive:
-    """GPU-ready primitive: zero-area triangles dropped, vertex cache, overdraw and fetch order."""
+def _finish(src: _Source, indices: np.ndarray, diagonal: float, keep_tangents: bool) -> Primitive:
+    """GPU-ready primitive: zero-area triangles dropped, vertex cache, overdraw and fetch order.
+
+    Source tangents are kept only where the triangles are the source's (`keep_tangents`): on a
+    simplified level the surviving vertices' tangents no longer match the MikkTSpace tangents of
+    the new triangles, so they are left out and engines generate MikkTSpace tangents (glTF's rule).
+    """
     tri = indices.reshape(-1, 3)
     p = src.positions
     # The same test the `no_degenerate_triangles` check applies, so no level fails it.
     indices = tri[~degenerate_mask(p, tri, diagonal=diagonal)].reshape(-1)
     indices = meshopt.optimize_vertex_cache(indices, len(p))
     indices = meshopt.optimize_overdraw(indices, p, threshold=1.05)
-    streams = [s for s in (src.positions, src.normals, src.uvs) if s is not None]
-    indices, streams = meshopt.optimize_vertex_fetch(indices, *streams)
-    positions, rest = streams[0], streams[1:]
-    normals = rest.pop(0) if src.normals is not None else None
-    uvs = rest.pop(0) if src.uvs is not None else None
-    return Primitive(positions=positions, indices=indices, normals=normals, uvs=uvs, material=src.material)
+    names = [n for n in src.streams if keep_tangents or n != "tangents"]
+    indices, streams = meshopt.optimize_vertex_fetch(indices, src.positions, *(src.streams[n] for n in names))
+    out = dict.fromkeys(("normals", "uvs", "uv1", "colors", "tangents"))
+    out.update(zip(names, streams[1:]))
+    return src.template.with_vertices(streams[0], indices, **out)
 
 
 def build_lod_chain(
@@ -571,10 +577,8 @@ def build_lod_chain(
         sides = [None if texture_sizes is None else texture_sizes[min(level, len(texture_sizes) - 1)]
                  for level in range(budget.levels)]
         texture_jobs: dict[int, Future] = {}
-        for m in model.materials:
-            tex = m.base_color_texture
-            if tex is not None and id(tex) not in texture_jobs:
-                texture_jobs[id(tex)] = pool.submit(_texture_levels, tex, sides)
+        for index in sorted(model.texture_uses()):
+            texture_jobs[index] = pool.submit(_texture_levels, model.textures[index], sides)
 
         # Geometry: the cascade runs here (each step needs the previous one); each finished level's
         # GPU optimization runs on the pool meanwhile (ctypes releases the GIL).
@@ -600,22 +604,20 @@ def build_lod_chain(
             if level and not 0 < reached <= MIN_STEP * previous:
                 break  # no cheaper than the level before (or nothing left): the chain ends here
             previous = reached
-            jobs = [pool.submit(_finish, src, idx, diagonal) for src, idx in zip(sources, current)]
+            jobs = [pool.submit(_finish, src, idx, diagonal, method == "source") for src, idx in zip(sources, current)]
             levels_geometry.append((method, max(estimates), jobs))
 
         chain: list[LodLevel] = []
         for level, (method, estimate, jobs) in enumerate(levels_geometry):
-            mats, texture_sides = [], []
-            for m in model.materials:
-                if m.base_color_texture is None:
-                    mats.append(m)
-                    continue
-                texture, side = texture_jobs[id(m.base_color_texture)].result()[sides[level]]
-                mats.append(dataclasses.replace(m, base_color_texture=texture))
+            # Every image at this level's size; materials keep pointing at the same indices.
+            textures, texture_sides = list(model.textures), []
+            for index, job in texture_jobs.items():
+                textures[index], side = job.result()[sides[level]]
                 texture_sides.append(side)
             # a primitive simplified away (a tiny part at a far level) leaves no empty primitive
-            lod_model = Model(primitives=[p for p in (j.result() for j in jobs) if p.triangle_count],
-                              materials=mats, name=f"{model.name}_LOD{level}")
+            lod_model = dataclasses.replace(
+                model, primitives=[p for p in (j.result() for j in jobs) if p.triangle_count],
+                materials=list(model.materials), textures=textures, name=f"{model.name}_LOD{level}")
             chain.append(LodLevel(
                 level=level, model=lod_model, triangles=lod_model.triangle_count,
                 vertices=lod_model.vertex_count, error_m=math.nan, error_mean_m=math.nan,

@@ -411,3 +411,47 @@ def encode_filter_exp(values: np.ndarray, *, bits: int = 16, mode: int = EXP_SEP
     out = np.empty(data.shape, np.uint32)
     _lib.meshopt_encodeFilterExp(_addr(out), len(data), data.shape[1] * 4, bits, _addr(data), mode)
     return out
+
+
+# Decoders (EXT_meshopt_compression / KHR_meshopt_compression input). Every call checks the C
+# return code: a corrupt stream fails with a reason instead of leaving garbage in the output.
+_sig("meshopt_decodeVertexBuffer", c_int, _P, c_size_t, c_size_t, _P, c_size_t)
+_sig("meshopt_decodeIndexBuffer", c_int, _P, c_size_t, c_size_t, _P, c_size_t)
+_sig("meshopt_decodeIndexSequence", c_int, _P, c_size_t, c_size_t, _P, c_size_t)
+for _name in ("meshopt_decodeFilterOct", "meshopt_decodeFilterQuat", "meshopt_decodeFilterExp"):
+    _sig(_name, None, _P, c_size_t, c_size_t)
+
+
+def decode_vertex_buffer(data: bytes, count: int, stride: int) -> np.ndarray:
+    """Decode `count` rows of `stride` bytes; returns a (count, stride) uint8 array."""
+    if stride % 4 or not 4 <= stride <= 256:
+        raise ValueError(f"vertex stride {stride} must be a multiple of 4 between 4 and 256")
+    source = np.frombuffer(data, np.uint8)
+    out = np.empty((count, stride), np.uint8)
+    if _lib.meshopt_decodeVertexBuffer(_addr(out), count, stride, _addr(source), len(source)) != 0:
+        raise ValueError(f"the meshopt vertex stream ({len(source)} bytes, {count} x {stride}) is corrupt")
+    return out
+
+
+def decode_index_buffer(data: bytes, count: int, index_size: int, *, sequence: bool = False) -> np.ndarray:
+    """Decode `count` indices of `index_size` (2 or 4) bytes: a triangle list, or with `sequence`
+    an arbitrary index sequence. Returns uint16 or uint32."""
+    if index_size not in (2, 4):
+        raise ValueError(f"index size must be 2 or 4 bytes, got {index_size}")
+    source = np.frombuffer(data, np.uint8)
+    out = np.empty(count, np.uint16 if index_size == 2 else np.uint32)
+    fn = _lib.meshopt_decodeIndexSequence if sequence else _lib.meshopt_decodeIndexBuffer
+    if fn(_addr(out), count, index_size, _addr(source), len(source)) != 0:
+        raise ValueError(f"the meshopt index stream ({len(source)} bytes, {count} indices) is corrupt")
+    return out
+
+
+def decode_filter(kind: str, rows: np.ndarray, count: int, stride: int) -> np.ndarray:
+    """Undo an EXT_meshopt_compression filter ("oct", "quat" or "exp") on decoded rows, in a copy."""
+    fn = {"oct": _lib.meshopt_decodeFilterOct, "quat": _lib.meshopt_decodeFilterQuat,
+          "exp": _lib.meshopt_decodeFilterExp}[kind]
+    out = np.ascontiguousarray(rows, np.uint8).copy()
+    if out.size != count * stride:
+        raise ValueError(f"filter input holds {out.size} bytes, expected {count} x {stride}")
+    fn(_addr(out), count, stride)
+    return out

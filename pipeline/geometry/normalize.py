@@ -6,15 +6,16 @@ turns any `Model` into one the LOD chain and the engines can trust:
 
 1. primitives that share a material (and the same attributes) are merged: one draw call each;
 2. the up axis is rotated to +Y (glTF's convention);
-3. vertices identical in position, normal and UV are welded (exact float equality, as
-   meshoptimizer's vertex remap does: attribute seams stay seams);
+3. vertices identical in position and every vertex stream (normal, UV sets, colour, tangent) are
+   welded (exact equality, as meshoptimizer's vertex remap does: attribute seams stay seams);
 4. triangles with a non-finite corner, two corners at one position or zero area are dropped, and
    so are exact duplicates (the same three positions in the same winding; the reverse winding is a
    deliberate back face and is kept);
 5. floating pieces (connected by shared positions) whose bounding box diagonal is below
    `min_piece_fraction` of the model's are removed; the biggest piece always stays;
 6. missing or invalid normals are computed (area-weighted, smooth across UV seams, since generated
-   meshes are organic surfaces), all normals are made unit length;
+   meshes are organic surfaces), all normals are made unit length; tangents turn with the up axis
+   and keep their handedness (rotation and uniform scale leave MikkTSpace tangents valid);
 7. the model is scaled to `target_height_m` (glTF units are meters, so without a target the scale
    stays 1) and moved so its pivot is at the bottom centre: min y = 0, x and z centred.
 
@@ -23,7 +24,7 @@ Everything is vectorized numpy; the report counts what each step did, for the as
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -113,10 +114,14 @@ def normalize(
     for p in prims:
         pos = p.positions.astype(np.float64)
         nrm = None if p.normals is None else p.normals.astype(np.float64)
+        extra = {k: v for k, v in p.streams().items() if k != "normals"}
         if up_axis != "+Y":
             pos = pos @ rotation.T
             nrm = None if nrm is None else nrm @ rotation.T
-        parts.append(_Part(pos, p.triangles.astype(np.int64), nrm, p.uvs, p.material))
+            if "tangents" in extra:
+                t = extra["tangents"]
+                extra["tangents"] = np.concatenate([t[:, :3] @ rotation.T.astype(np.float32), t[:, 3:]], axis=1)
+        parts.append(_Part(pos, p.triangles.astype(np.int64), nrm, extra, p))
     if not any(len(p.tri) for p in parts):
         raise NormalizeError("the model has no triangles to normalize")
 
@@ -196,30 +201,30 @@ def normalize(
 
     out = []
     for p in parts:
-        out.append(Primitive(positions=p.pos * scale + translation, indices=p.tri.reshape(-1), normals=p.nrm,
-                             uvs=p.uvs, material=p.material))
+        out.append(p.source.with_vertices(p.pos * scale + translation, p.tri.reshape(-1), normals=p.nrm,
+                                          **p.extra))
     report.triangles_out = sum(q.triangle_count for q in out)
     report.vertices_out = sum(q.vertex_count for q in out)
     report.primitives_out = len(out)
-    return Model(primitives=out, materials=list(model.materials), name=model.name), report
+    return replace(model, primitives=out, materials=list(model.materials)), report
 
 
 class _Part:
     """One primitive while it is being cleaned (float64 positions, (m, 3) int64 triangles)."""
 
-    def __init__(self, pos: np.ndarray, tri: np.ndarray, nrm: np.ndarray | None, uvs: np.ndarray | None,
-                 material: int):
-        self.pos, self.tri, self.nrm, self.uvs, self.material = pos, tri, nrm, uvs, material
+    def __init__(self, pos: np.ndarray, tri: np.ndarray, nrm: np.ndarray | None, extra: dict[str, np.ndarray],
+                 source: Primitive):
+        # extra: the other vertex streams (UV sets, colours, tangents), carried row for row.
+        self.pos, self.tri, self.nrm, self.extra, self.source = pos, tri, nrm, extra, source
         self.pid = np.zeros(0, np.int64)
 
     def weld(self) -> None:
-        """Merge vertices whose position, normal and UV are bit-identical; drop unreferenced ones."""
+        """Merge vertices whose position and every stream are bit-identical; drop unreferenced ones."""
         self.compact()
         columns = [self.pos.astype(np.float32)]
         if self.nrm is not None:
             columns.append(self.nrm.astype(np.float32))
-        if self.uvs is not None:
-            columns.append(self.uvs.astype(np.float32))
+        columns += [v.astype(np.float32) for v in self.extra.values()]
         _, first, inverse = _unique_rows(np.concatenate(columns, axis=1), return_first=True)
         self._take(first)
         self.tri = inverse[self.tri]
@@ -234,7 +239,7 @@ class _Part:
     def _take(self, rows: np.ndarray) -> None:
         self.pos = self.pos[rows]
         self.nrm = None if self.nrm is None else self.nrm[rows]
-        self.uvs = None if self.uvs is None else self.uvs[rows]
+        self.extra = {k: v[rows] for k, v in self.extra.items()}
         if len(self.pid):
             self.pid = self.pid[rows]
 
@@ -274,24 +279,23 @@ def _unique_triangles(t: np.ndarray, n: int) -> np.ndarray:
 
 
 def _merge_by_material(prims: list[Primitive]) -> list[Primitive]:
-    """One primitive per (material, attribute layout): fewer draw calls, one welding pass each."""
-    groups: dict[tuple[int, bool, bool], list[Primitive]] = {}
+    """One primitive per (material, variant mappings, attribute layout): fewer draw calls, one
+    welding pass each."""
+    groups: dict[tuple[Any, ...], list[Primitive]] = {}
     for p in prims:
         if p.triangle_count:
-            groups.setdefault((p.material, p.normals is not None, p.uvs is not None), []).append(p)
+            layout = tuple((k, v.shape[1], v.dtype.str) for k, v in p.streams().items())
+            groups.setdefault((p.material, p.variants, layout), []).append(p)
     merged = []
-    for (material, has_normals, has_uvs), group in groups.items():
+    for group in groups.values():
         if len(group) == 1:
             merged.append(group[0])
             continue
         offsets = np.cumsum([0] + [p.vertex_count for p in group[:-1]])
-        merged.append(Primitive(
-            positions=np.concatenate([p.positions for p in group]),
-            indices=np.concatenate([p.indices.astype(np.int64) + o for p, o in zip(group, offsets)]),
-            normals=np.concatenate([p.normals for p in group]) if has_normals else None,
-            uvs=np.concatenate([p.uvs for p in group]) if has_uvs else None,
-            material=material,
-        ))
+        merged.append(group[0].with_vertices(
+            np.concatenate([p.positions for p in group]),
+            np.concatenate([p.indices.astype(np.int64) + o for p, o in zip(group, offsets)]),
+            **{k: np.concatenate([getattr(p, k) for p in group]) for k in group[0].streams()}))
     return merged
 
 

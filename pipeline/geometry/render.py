@@ -83,8 +83,10 @@ def _flatten(model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
             from .model import vertex_normals
 
             normals.append(vertex_normals(prim.positions, prim.indices))
-        if any_uv:
-            uvs.append(prim.uvs if prim.uvs is not None else np.zeros((prim.vertex_count, 2), np.float32))
+        if any_uv:  # the UVs the base colour samples (its set, its KHR_texture_transform)
+            ref = model.materials[prim.material].base_color_texture if prim.material < len(model.materials) else None
+            uv = prim.uvs if ref is None else model.slot_uvs(prim, ref)
+            uvs.append(uv if uv is not None else np.zeros((prim.vertex_count, 2), np.float32))
         materials.append(np.full(prim.triangle_count, prim.material, np.int32))
         offset += prim.vertex_count
     if not positions:
@@ -290,7 +292,7 @@ def render(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, size: 
         if material.base_color_texture is not None and uvs is not None:
             uv = (uvs[corners[sel]] * b[sel, :, None]).sum(axis=1)
             try:
-                texture = _texture_pixels(material.base_color_texture.data, max_side)
+                texture = _texture_pixels(model.image(material.base_color_texture).data, max_side)
                 rgba = rgba * _sample(texture, uv)
             except (OSError, ValueError):
                 pass  # an undecodable texture renders as its factor alone

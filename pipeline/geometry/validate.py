@@ -260,23 +260,25 @@ def check_normals(model: Model, tolerance: float = ValidationLimits.normal_lengt
 
 
 def check_uvs(model: Model, *, uv_abs_max: float = ValidationLimits.uv_abs_max, require: bool = True) -> Finding:
-    """UVs present where a texture needs them (error) and elsewhere when `require` (warning: engines
-    want them for lightmaps and detail maps), finite (error) and within +-`uv_abs_max` (warning)."""
+    """UVs present where a texture needs them (error: every UV set a material slot samples) and
+    elsewhere when `require` (warning: engines want them for lightmaps and detail maps), finite
+    (error) and within +-`uv_abs_max` (warning)."""
     errors: list[str] = []
     warnings: list[str] = []
     textured_without = untextured_without = nonfinite = outside = 0
     lo, hi = np.inf, -np.inf
     for p in model.primitives:
-        textured = model.materials[p.material].base_color_texture is not None
-        if p.uvs is None:
-            if textured:
-                textured_without += 1
-            else:
-                untextured_without += 1
+        needed = {ref.uv_set for _, ref in model.materials[p.material].texture_slots()}
+        if any(p.uv_set(k) is None for k in needed):
+            textured_without += 1
             continue
-        bad = ~np.isfinite(p.uvs).all(axis=1)
+        if p.uvs is None:
+            untextured_without += 1
+            continue
+        uvs = np.concatenate([p.uvs] + ([p.uv1] if p.uv1 is not None else []))
+        bad = ~np.isfinite(uvs).all(axis=1)
         nonfinite += int(bad.sum())
-        good = p.uvs[~bad]
+        good = uvs[~bad]
         if len(good):
             lo, hi = min(lo, float(good.min())), max(hi, float(good.max()))
             outside += int((np.abs(good) > uv_abs_max).any(axis=1).sum())
@@ -305,17 +307,14 @@ _MIME_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG"}
 
 
 def check_textures(model: Model, max_px: int = ValidationLimits.max_texture_px) -> Finding:
-    """Every texture decodes as the PNG/JPEG its mime type says, is a power of two on each side
-    (mipmaps, block compression) and no bigger than `max_px`."""
+    """Every texture any material slot uses decodes as the PNG/JPEG its mime type says, is a power
+    of two on each side (mipmaps, block compression) and no bigger than `max_px`."""
     errors: list[str] = []
     sizes: list[list[int]] = []
-    seen: set[int] = set()
-    for material in model.materials:
-        texture = material.base_color_texture
-        if texture is None or id(texture) in seen:
-            continue
-        seen.add(id(texture))
-        label = f"material {material.name!r} texture"
+    for index, uses in sorted(model.texture_uses().items()):
+        texture = model.textures[index]
+        mi, slot = uses[0]
+        label = f"material {model.materials[mi].name!r} {slot} texture"
         try:
             width, height, fmt = texture_size(texture.data)
         except Exception as exc:  # Pillow raises several types for undecodable data

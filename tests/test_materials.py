@@ -1,0 +1,144 @@
+"""The whole glTF material model and every vertex stream survive Kiln's GLB reader and writer."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.geometry.glb import GlbError, parse_container, read_glb, write_glb
+from pipeline.geometry.model import (CLAMP_TO_EDGE, LINEAR, MIRRORED_REPEAT, NEAREST, Material, Model, Primitive,
+                                     Sampler, Texture, TextureRef, TextureTransform)
+from tests import khronos
+
+
+def png(w: int = 8, h: int = 8, colour=(200, 40, 40, 255), fmt: str = "PNG") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA" if fmt == "PNG" else "RGB", (w, h), colour if fmt == "PNG" else colour[:3]).save(out, fmt)
+    return out.getvalue()
+
+
+def quad(material: int, colors: np.ndarray | None = None, **kw) -> Primitive:
+    pos = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], np.float32)
+    uv = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32)
+    return Primitive(pos, [0, 1, 2, 0, 2, 3], normals=np.tile([0, 0, 1], (4, 1)), uvs=uv, uv1=uv * 0.5,
+                     tangents=np.tile([1, 0, 0, 1], (4, 1)), colors=colors, material=material, **kw)
+
+
+def full_model() -> Model:
+    """Two materials sharing one base colour image, every core slot, a texture transform on
+    TEXCOORD_1, samplers, pass-through extensions (one with a texture) and material variants."""
+    shared, normal, orm, emissive = (Texture(png(colour=c)) for c in
+                                     ((200, 40, 40, 255), (128, 128, 255, 255), (255, 128, 0, 255), (9, 9, 9, 255)))
+    clamp = Sampler(LINEAR, NEAREST, CLAMP_TO_EDGE, MIRRORED_REPEAT)
+    painted = Material(
+        name="painted", base_color_factor=(0.9, 0.8, 0.7, 0.5), base_color_texture=TextureRef(0, sampler=0),
+        metallic=0.25, roughness=0.6, metallic_roughness_texture=TextureRef(2),
+        normal_texture=TextureRef(1, scale=0.7), occlusion_texture=TextureRef(2, scale=0.4),
+        emissive_factor=(1.0, 0.5, 0.0), emissive_texture=TextureRef(3, tex_coord=1, transform=TextureTransform(
+            offset=(0.5, 0.0), rotation=0.3, scale=(0.5, 0.5))),
+        alpha_mode="MASK", alpha_cutoff=0.3, double_sided=True,
+        extensions={"KHR_materials_emissive_strength": {"emissiveStrength": 4.0},
+                    "KHR_materials_clearcoat": {"clearcoatFactor": 0.8, "clearcoatTexture": TextureRef(2),
+                                                "clearcoatRoughnessFactor": 0.1},
+                    "KHR_materials_sheen": {"sheenColorFactor": [0.2, 0.3, 0.4], "sheenRoughnessFactor": 0.5},
+                    "KHR_materials_specular": {"specularFactor": 0.4},
+                    "KHR_materials_ior": {"ior": 1.7},
+                    "KHR_materials_transmission": {"transmissionFactor": 0.3},
+                    "KHR_materials_volume": {"thicknessFactor": 0.2, "attenuationColor": [1.0, 0.9, 0.8]}},
+        extras={"author": "test"})
+    glass = Material(name="glass", base_color_texture=TextureRef(0), alpha_mode="BLEND",
+                     extensions={"KHR_materials_unlit": {}})
+    red = np.array([[255, 0, 0, 255]] * 4, np.uint8)
+    return Model(
+        primitives=[quad(0, colors=red, variants=((0, (0,)), (1, (1,)))),
+                    quad(1, colors=np.full((4, 3), 0.5, np.float32)),
+                    quad(1, colors=np.full((4, 4), 40000, np.uint16))],
+        materials=[painted, glass], name="crate", textures=[shared, normal, orm, emissive], samplers=[clamp],
+        variants=["red", "glass"])
+
+
+def test_every_material_slot_and_vertex_stream_round_trips_and_validates():
+    source = full_model()
+    data = write_glb(source)
+    document, _ = parse_container(data)
+    assert len(document["images"]) == 4  # the shared base colour is one image
+    assert document["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"] != \
+        document["materials"][1]["pbrMetallicRoughness"]["baseColorTexture"]["index"]  # other sampler, same image
+    khronos.assert_valid(data, "full material model")
+    back = read_glb(data)
+    assert resolved(back) == resolved(source)
+    assert sorted(t.data for t in back.textures) == sorted(t.data for t in source.textures)
+    assert back.samplers == source.samplers and back.variants == source.variants
+    for a, b in zip(back.primitives, source.primitives):
+        for name in ("positions", "normals", "uvs", "uv1", "tangents", "indices"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+        assert a.colors.dtype == b.colors.dtype and np.array_equal(a.colors, b.colors)
+        assert a.variants == b.variants
+    back.name = source.name  # (the name comes from asset.extras, which this file has none of)
+    assert write_glb(back) == data  # reading and writing again changes nothing (deterministic)
+
+
+def test_transformed_slot_uvs_follow_the_extensions_example():
+    model = full_model()
+    ref = model.materials[0].emissive_texture
+    assert ref.uv_set == 1
+    uv = model.slot_uvs(model.primitives[0], ref)
+    m = ref.transform.matrix()
+    expected = model.primitives[0].uv1.astype(np.float64) @ m[:2, :2].T + m[:2, 2]
+    assert np.allclose(uv, expected, atol=1e-6) and not np.allclose(uv, model.primitives[0].uv1)
+
+
+def resolved(model: Model) -> list[Material]:
+    """Materials with each TextureRef's image index and sampler index replaced by what they point at,
+    so models whose image lists are ordered differently compare by content."""
+    out = []
+    for material in model.materials:
+        def swap(ref):
+            if not isinstance(ref, TextureRef):
+                return ref
+            return (model.textures[ref.texture].data, None if ref.sampler is None else model.samplers[ref.sampler],
+                    ref.tex_coord, ref.transform, ref.scale, ref.extensions)
+        slots = {f"{s}_texture": swap(getattr(material, f"{s}_texture"))
+                 for s in ("base_color", "metallic_roughness", "normal", "occlusion", "emissive")}
+        ext = {n: {k: swap(v) for k, v in e.items()} for n, e in material.extensions.items()}
+        out.append(Material(**{**material.__dict__, **slots, "extensions": ext}))
+    return out
+
+
+def _pack(document: dict, binary: bytes) -> bytes:
+    import struct
+    js = json.dumps(document).encode()
+    js += b" " * (-len(js) % 4)
+    binary = bytes(binary) + b"\0" * (-len(binary) % 4)
+    total = 12 + 8 + len(js) + 8 + len(binary)
+    return (struct.pack("<III", 0x46546C67, 2, total) + struct.pack("<II", len(js), 0x4E4F534A) + js
+            + struct.pack("<II", len(binary), 0x004E4942) + binary)
+
+
+def test_bad_textures_fail_naming_the_material_and_texture():
+    def garbage_image(document, binary):
+        view = document["bufferViews"][document["images"][1]["bufferView"]]
+        start = view["byteOffset"]
+        binary[start:start + view["byteLength"]] = b"\x00" * view["byteLength"]
+
+    def out_of_range(document, binary):
+        document["materials"][1]["pbrMetallicRoughness"]["baseColorTexture"]["index"] = 42
+
+    def missing_set(document, binary):
+        for prim in document["meshes"][0]["primitives"]:
+            prim["attributes"].pop("TEXCOORD_1")
+
+    cases = [(garbage_image, r"materials\[0\] 'painted' metallicRoughnessTexture \(textures\[1\]\) -> images\[1\]: "
+                              r"the texture's bytes .* not a decodable image"),
+             (out_of_range, r"materials\[1\]\.pbrMetallicRoughness\.baseColorTexture\.index refers to textures\[42\]"),
+             (missing_set, r"materials\[0\] 'painted' emissive texture samples TEXCOORD_1, which meshes\[0\]")]
+    for mutate, message in cases:
+        document, binary = parse_container(write_glb(full_model()))
+        binary = bytearray(binary)
+        mutate(document, binary)
+        with pytest.raises(GlbError, match=message):
+            read_glb(_pack(document, bytes(binary)))
