@@ -116,7 +116,11 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
     generated_s = time.monotonic() - started
 
     target_height = toml.get("height_m") or (None if provider_name == "import" else cat.height_m)
-    normalized = _normalized(store, asset_id, provider_name, gen.glb, gen.glb_sha256, target_height)
+    skinned = (toml.get("import") or {}).get("skinned", "bind_pose")
+    if skinned not in SKINNED_POLICIES:
+        raise dg.Failure(description=f"asset {asset_id}: file asset.toml: [import] skinned = {skinned!r} must be "
+                                     f"one of {', '.join(repr(p) for p in SKINNED_POLICIES)}", allow_retries=False)
+    normalized = _normalized(store, asset_id, provider_name, gen.glb, gen.glb_sha256, target_height, skinned)
     sha = normalized["glb_sha256"]
     lineage = {
         "concept_hash": concept_art["content_hash"],
@@ -158,6 +162,7 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
         "vertices": normalized["vertices"],
         "raw_triangles": normalized["raw_triangles"],
         "glb_bytes": normalized["bytes"],
+        "import_notes": dg.MetadataValue.json(normalized.get("notes", [])),
         "raw_glb_bytes": len(gen.glb),
         **bounds_metadata(normalized["bounds_min_m"], normalized["bounds_max_m"]),
         "normalize": dg.MetadataValue.json(normalized["report"]),
@@ -169,22 +174,25 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
     return dg.Output(manifest, metadata=metadata)
 
 
-NORMALIZE_VERSION = "1"  # bump when normalization's output changes for the same input
+NORMALIZE_VERSION = "2"  # bump when normalization's output changes for the same input
+# asset.toml `[import] skinned`: a skinned or animated model is read as its static bind pose (with a
+# note in the metadata), or refused with the reason.
+SKINNED_POLICIES = ("bind_pose", "refuse")
 
 
 def _normalized(store, asset_id: str, provider_name: str, raw_glb: bytes, raw_sha: str,
-                target_height: float | None) -> dict:
-    """Normalize the provider's GLB once per (model, height); the result is a content-addressed record."""
-    record = f"normalized/{raw_sha}-{target_height}-{NORMALIZE_VERSION}.json"
+                target_height: float | None, skinned: str = "bind_pose") -> dict:
+    """Normalize the provider's GLB once per (model, height, policy); the result is a content-addressed record."""
+    record = f"normalized/{raw_sha}-{target_height}-{skinned}-{NORMALIZE_VERSION}.json"
     cached = store.get_record(record)
     if cached:
         return json.loads(cached)
     try:
-        raw = read_glb(raw_glb)
+        raw = read_glb(raw_glb, allow_animation=skinned == "bind_pose")
         model, report = normalize(raw, target_height_m=target_height)
     except (GlbError, NormalizeError) as exc:
-        raise dg.Failure(description=f"asset {asset_id}: provider {provider_name} returned a model Kiln cannot use: {exc}",
-                         allow_retries=False) from None
+        source = "file model.glb" if provider_name == "import" else f"the model provider {provider_name} returned"
+        raise dg.Failure(description=f"asset {asset_id}: {source} cannot be used: {exc}", allow_retries=False) from None
     model.name = asset_id
     glb = write_glb(model, asset_extras={"asset_id": asset_id, "raw_glb_sha256": raw_sha})
     lo, hi = model.bounds()
@@ -194,6 +202,7 @@ def _normalized(store, asset_id: str, provider_name: str, raw_glb: bytes, raw_sh
         "triangles": model.triangle_count,
         "vertices": model.vertex_count,
         "raw_triangles": raw.triangle_count,
+        "notes": list(raw.notes),
         "bounds_min_m": [float(v) for v in lo],
         "bounds_max_m": [float(v) for v in hi],
         "report": _jsonable(report),

@@ -244,6 +244,35 @@ def material_record(m: Material, texture_shas: list[str]) -> dict[str, Any]:
     }
 
 
+# Every profile writes glTF binary through GlbBuilder, which carries material extensions verbatim, so
+# no profile drops one; a profile that could not carry an extension would list it here, by name.
+_NOT_CARRIED: dict[str, tuple[str, ...]] = {"web": (), "unity": (), "unreal": (), "godot": ()}
+TANGENTS_SOURCE = "source tangents kept (the level's triangles are the source's)"
+TANGENTS_OMITTED = ("omitted: the geometry was simplified, so the engine generates MikkTSpace tangents "
+                    "(glTF's rule for normal-mapped meshes without TANGENT)")
+
+
+def _fidelity(levels: list[ExportLevel], profile: str) -> dict[str, Any]:
+    """What of the source's look each file carries: material extensions, vertex streams per level,
+    and how tangents were handled where a normal map needs them."""
+    used = sorted({name for lv in levels for m in lv.model.materials for name in m.extensions})
+    dropped = [e for e in used if e in _NOT_CARRIED[profile]]
+    rows = []
+    for lv in levels:
+        streams = sorted({k for p in lv.model.primitives for k in p.streams()})
+        normal_mapped = [p for p in lv.model.primitives if lv.model.materials[p.material].normal_texture is not None]
+        if not normal_mapped:
+            tangents = "no normal map"
+        elif all(p.tangents is not None for p in normal_mapped):
+            tangents = TANGENTS_SOURCE
+        else:
+            tangents = TANGENTS_OMITTED
+        rows.append({"level": lv.level, "vertex_streams": streams, "tangents": tangents,
+                     "variants": list(lv.model.variants)})
+    return {"material_extensions": {"carried": [e for e in used if e not in dropped], "not_carried": dropped},
+            "levels": rows}
+
+
 def _lod_rows(levels: list[ExportLevel]) -> list[dict[str, Any]]:
     return [{"level": lv.level, "triangles": lv.model.triangle_count, "vertices": lv.model.vertex_count,
              "error_m": _num(lv.error_m), "screen_size": float(lv.screen_size)} for lv in levels]
@@ -390,6 +419,7 @@ def build_profile(inp: ExportInput, profile: str, options: ExportOptions | None 
                    "size": [float(v) for v in hi - lo], "units": "meters", "up": "+Y"},
         "materials": materials,
         "textures": textures,
+        "fidelity": _fidelity(levels, profile),
         "engine": engine,
         "preview": "preview.png" if inp.preview_png else None,
     }

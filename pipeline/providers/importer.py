@@ -32,7 +32,9 @@ class ImportProvider:
     def submit(self, request: GenerationRequest, request_hash: str) -> JobHandle:
         data = request.model_glb
         try:
-            read_glb(data)  # refuse a broken import here, with the reader's reason
+            # Refuse a broken import here, with the reader's reason (skinned models pass: the
+            # asset.toml `[import] skinned` policy is applied where the model is normalized).
+            read_glb(data, allow_animation=True)
         except GlbError as exc:
             raise ProviderError(f"asset {request.asset_id}: file model.glb: {exc}") from None
         return JobHandle(self.name, f"import-{request_hash[:12]}", request_hash, time.time(), result_glb=data)
