@@ -142,3 +142,84 @@ def test_bad_textures_fail_naming_the_material_and_texture():
         mutate(document, binary)
         with pytest.raises(GlbError, match=message):
             read_glb(_pack(document, bytes(binary)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Compressed and re-encoded input
+
+
+DENSE_SPHERE = "glb/edge-cases/donmccurdy__glTF-Transform/packages/functions/test/in/DenseSphere.glb"
+
+
+def test_draco_input_decodes_and_a_broken_draco_buffer_names_the_primitive(testdata):
+    data = (testdata / DENSE_SPHERE).read_bytes()
+    model = read_glb(data)
+    positions = model.primitives[0].positions
+    assert model.triangle_count == 30720
+    # KHR_mesh_quantization normalized shorts: a unit sphere once dequantized, not +-32767
+    radius = np.linalg.norm(positions - positions.mean(axis=0), axis=1)
+    assert 0.9 < radius.min() and radius.max() < 1.1
+    document, binary = parse_container(data)
+    binary = bytearray(binary)
+    view = document["bufferViews"][document["meshes"][0]["primitives"][0]["extensions"]
+                                   ["KHR_draco_mesh_compression"]["bufferView"]]
+    binary[view.get("byteOffset", 0):view.get("byteOffset", 0) + 64] = b"\xff" * 64
+    with pytest.raises(GlbError, match=r"meshes\[0\]\.primitives\[0\]: the Draco buffer .* does not decode"):
+        read_glb(_pack(document, bytes(binary)))
+
+
+def test_meshopt_compressed_quantized_input_reads_as_the_uncompressed_model():
+    from pipeline.export.meshopt_ext import compress_glb
+
+    source = full_model()
+    plain = read_glb(write_glb(source))
+    packed = read_glb(compress_glb(write_glb(source)))
+    assert resolved(packed) == resolved(plain)
+    for a, b in zip(packed.primitives, plain.primitives):
+        assert np.allclose(a.positions, b.positions, atol=1e-3)  # 14-bit position grid
+        assert np.allclose(a.normals, b.normals, atol=1e-2)  # 8-bit normals
+        assert np.allclose(a.uvs, b.uvs, atol=1e-4) and np.allclose(a.uv1, b.uv1, atol=1e-4)
+        assert np.array_equal(a.colors, b.colors) and a.colors.dtype == b.colors.dtype
+        assert np.array_equal(a.indices, b.indices)
+
+
+def test_webp_textures_are_read_and_stored_as_png():
+    model = full_model()
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 200, 30)).save(out, "WEBP", lossless=True)
+    model.textures[0] = Texture(out.getvalue(), "image/webp")
+    document, binary = parse_container(write_glb(model))
+    # As a WebP-only file declares it: the texture's source is the extension's.
+    for texture in document["textures"]:
+        if document["images"][texture["source"]]["mimeType"] == "image/webp":
+            texture["extensions"] = {"EXT_texture_webp": {"source": texture.pop("source")}}
+    document["extensionsUsed"] = document.get("extensionsUsed", []) + ["EXT_texture_webp"]
+    document["extensionsRequired"] = ["EXT_texture_webp"]
+    back = read_glb(_pack(document, binary))
+    image = back.image(back.materials[0].base_color_texture)
+    assert image.mime_type == "image/png"
+    assert Image.open(io.BytesIO(image.data)).convert("RGB").getpixel((3, 3)) == (10, 200, 30)
+    assert any("WebP" in note for note in back.notes)
+    khronos.assert_valid(write_glb(back), "WebP input written back")
+
+
+def test_skinned_input_is_the_bind_pose_with_a_note_or_refused(testdata):
+    data = (testdata / "glb/textured/DRx3D__glTF-Sample-Assets-OLD/Models/Fox/glTF-Binary/Fox.glb").read_bytes()
+    model = read_glb(data, allow_animation=True)
+    assert model.triangle_count == 576 and any("bind pose" in n for n in model.notes)
+    with pytest.raises(GlbError, match=r"skinned .*\[import\] skinned"):
+        read_glb(data)
+
+
+def test_asset_toml_skinned_policy_reaches_the_import(testdata, tmp_path):
+    import dagster as dg
+
+    from pipeline.assets.generation import _normalized
+    from pipeline.storage import LocalBlobStore, sha256_bytes
+
+    data = (testdata / "glb/textured/DRx3D__glTF-Sample-Assets-OLD/Models/Fox/glTF-Binary/Fox.glb").read_bytes()
+    store = LocalBlobStore(tmp_path)
+    info = _normalized(store, "fox", "import", data, sha256_bytes(data), 1.0, "bind_pose")
+    assert info["triangles"] == 576 and any("bind pose" in n for n in info["notes"])
+    with pytest.raises(dg.Failure, match=r"asset fox: file model.glb cannot be used: the model is skinned"):
+        _normalized(store, "fox", "import", data, sha256_bytes(data), 1.0, "refuse")
