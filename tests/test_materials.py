@@ -223,3 +223,43 @@ def test_asset_toml_skinned_policy_reaches_the_import(testdata, tmp_path):
     assert info["triangles"] == 576 and any("bind pose" in n for n in info["notes"])
     with pytest.raises(dg.Failure, match=r"asset fox: file model.glb cannot be used: the model is skinned"):
         _normalized(store, "fox", "import", data, sha256_bytes(data), 1.0, "refuse")
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-map texture downscaling in the LOD chain
+
+
+def _encoded(pixels: np.ndarray) -> Texture:
+    out = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(out, "PNG")
+    return Texture(out.getvalue())
+
+
+def test_each_map_is_downscaled_in_its_own_colour_space():
+    from pipeline.geometry.lod import LodBudget, build_lod_chain
+
+    checker = np.zeros((64, 64, 3), np.uint8)
+    checker[(np.indices((64, 64)).sum(axis=0) % 2) == 1] = 255  # black/white texels
+    tilted = np.zeros((64, 64, 3), np.float64)  # normals leaning +-45 degrees in x, alternating
+    tilted[..., 0] = np.where(np.indices((64, 64)).sum(axis=0) % 2, 1, -1) * np.sqrt(0.5)
+    tilted[..., 2] = np.sqrt(0.5)
+    normal = np.rint((tilted + 1) * 127.5)
+    model = full_model()
+    model.textures = [_encoded(checker), _encoded(normal), _encoded(checker), _encoded(checker)]
+    model.materials[0].extensions = {}
+    chain = build_lod_chain(model, LodBudget(lod0_triangles=100, ratios=(0.5,)), texture_sizes=(32,), measure=False)
+    lod0 = chain[0].model
+
+    def mean(ref) -> np.ndarray:
+        image = np.asarray(Image.open(io.BytesIO(lod0.image(ref).data)).convert("RGB"), np.float64)
+        assert image.shape[:2] == (32, 32)
+        return image.reshape(-1, 3).mean(axis=0)
+
+    material = lod0.materials[0]
+    # Half black, half white light is 0.5 linear = 188 in sRGB; as data it is the plain mean 128.
+    assert np.allclose(mean(material.base_color_texture), 188, atol=2)
+    assert np.allclose(mean(material.metallic_roughness_texture), 128, atol=2)
+    # Two normals 90 degrees apart average to +Z once re-normalized (unnormalized it would be 0.71).
+    image = np.asarray(Image.open(io.BytesIO(lod0.image(material.normal_texture).data)).convert("RGB"), np.float64)
+    v = image / 127.5 - 1
+    assert np.allclose(v[..., 2], 1.0, atol=0.02) and np.allclose(np.linalg.norm(v, axis=-1), 1.0, atol=0.02)

@@ -32,7 +32,7 @@ from PIL import Image
 from scipy.spatial import cKDTree
 
 from . import meshopt
-from .model import Model, Primitive, Texture, color_to_float, vertex_normals
+from .model import Model, Primitive, Texture, color_to_float, slot_colour_space, vertex_normals
 from .normalize import degenerate_mask
 
 # ----------------------------------------------------------------------------------------------
@@ -370,27 +370,69 @@ def _fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:
     return min(_pow2(w * scale), max_side), min(_pow2(h * scale), max_side)
 
 
-def _resized(texture: Texture, image: Image.Image, max_side: int) -> tuple[Texture, int]:
+def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    c = np.clip(c, 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
+
+
+def _resample_channels(values: np.ndarray, size: tuple[int, int], exact: bool) -> np.ndarray:
+    """(h, w, c) float32 resampled to `size` (w, h) channel by channel in float (no 8-bit rounding
+    between steps): a box average for exact integer steps, else Lanczos."""
+    method = Image.Resampling.BOX if exact else Image.Resampling.LANCZOS
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(values[..., k]), "F").resize(size, method))
+                     for k in range(values.shape[2])], axis=-1)
+
+
+def _resized(texture: Texture, image: Image.Image, max_side: int, space: str = "linear") -> tuple[Texture, int]:
+    """Resample in the space the texels live in (model.slot_colour_space): sRGB colour maps are
+    averaged as light (decoded to linear, re-encoded after), data maps (metallic-roughness,
+    occlusion, ...) as stored, normal maps as vectors re-normalized to unit length afterwards."""
     w, h = _fit(image.size, max_side)
     if (w, h) == image.size:
         return texture, max(w, h)
     if image.mode not in ("RGB", "RGBA", "L", "LA"):
         image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
     factor = image.size[0] // w
-    if image.size == (w * factor, h * factor):
-        small = image.reduce(factor)  # an exact power-of-two step: the box average mipmaps use
+    exact = image.size == (w * factor, h * factor)
+    if space == "linear" or image.mode in ("L", "LA"):
+        if exact:
+            small = image.reduce(factor)  # an exact power-of-two step: the box average mipmaps use
+        else:
+            small = image.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=2.0)
     else:
-        small = image.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        pixels = np.asarray(image, np.float32) / 255.0
+        rgb, alpha = pixels[..., :3], pixels[..., 3:]
+        if space == "srgb":
+            rgb = _linear_to_srgb(_resample_channels(_srgb_to_linear(rgb), (w, h), exact))
+        else:  # normal: tangent-space vectors in [-1, 1]
+            v = _resample_channels(rgb * 2.0 - 1.0, (w, h), exact)
+            v /= np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-6)
+            rgb = (v + 1.0) * 0.5
+        if alpha.shape[-1]:
+            rgb = np.concatenate([rgb, np.clip(_resample_channels(alpha, (w, h), exact), 0.0, 1.0)], axis=-1)
+        small = Image.fromarray(np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8))  # RGB or RGBA by shape
     out = io.BytesIO()
     if texture.mime_type == "image/jpeg" and small.mode in ("RGB", "L"):
         small.save(out, format="JPEG", quality=90)
-        return Texture(out.getvalue(), "image/jpeg"), max(w, h)
+        return Texture(out.getvalue(), "image/jpeg", texture.name), max(w, h)
     # zlib level 4: measured 2.5x faster than the default 6 on a 1024 px albedo, files 2.5% larger
     small.save(out, format="PNG", compress_level=4)
-    return Texture(out.getvalue(), "image/png"), max(w, h)
+    return Texture(out.getvalue(), "image/png", texture.name), max(w, h)
 
 
-def downscale_texture(texture: Texture, max_side: int) -> tuple[Texture, int]:
+def _image_space(uses: list[tuple[int, str]]) -> str:
+    """How to resample an image from the slots that use it: a normal map as vectors, else a colour
+    map as light, else as data (an image used as both colour and data, which glTF allows but no
+    authoring tool writes, is treated as colour)."""
+    spaces = {slot_colour_space(slot) for _, slot in uses}
+    return "normal" if "normal" in spaces else "srgb" if "srgb" in spaces else "linear"
+
+
+def downscale_texture(texture: Texture, max_side: int, space: str = "linear") -> tuple[Texture, int]:
     """The texture with power-of-two sides no larger than `max_side`, and its largest side.
 
     Aspect ratio is kept (up to the power-of-two rounding). A texture that already conforms is
@@ -398,11 +440,12 @@ def downscale_texture(texture: Texture, max_side: int) -> tuple[Texture, int]:
     as mipmaps are made, else Lanczos) and re-encoded in its own format, PNG or JPEG: re-encoding a photographic JPEG as PNG would
     multiply its size for nothing. Pillow's encoders are deterministic for the same input.
     """
-    return _texture_levels(texture, [max_side])[max_side]
+    return _texture_levels(texture, [max_side], space)[max_side]
 
 
-def _texture_levels(texture: Texture, sides: list[int | None]) -> dict[int | None, tuple[Texture, int]]:
-    """One texture at several size limits (None: as is), decoded once."""
+def _texture_levels(texture: Texture, sides: list[int | None],
+                    space: str = "linear") -> dict[int | None, tuple[Texture, int]]:
+    """One texture at several size limits (None: as is), decoded once, resampled in `space`."""
     image = Image.open(io.BytesIO(texture.data))
     out: dict[int | None, tuple[Texture, int]] = {}
     for side in sides:
@@ -410,7 +453,7 @@ def _texture_levels(texture: Texture, sides: list[int | None]) -> dict[int | Non
             out[side] = (texture, max(image.size))
         elif side not in out:
             image.load()
-            out[side] = _resized(texture, image, side)
+            out[side] = _resized(texture, image, side, space)
     return out
 
 
@@ -577,8 +620,8 @@ def build_lod_chain(
         sides = [None if texture_sizes is None else texture_sizes[min(level, len(texture_sizes) - 1)]
                  for level in range(budget.levels)]
         texture_jobs: dict[int, Future] = {}
-        for index in sorted(model.texture_uses()):
-            texture_jobs[index] = pool.submit(_texture_levels, model.textures[index], sides)
+        for index, uses in sorted(model.texture_uses().items()):
+            texture_jobs[index] = pool.submit(_texture_levels, model.textures[index], sides, _image_space(uses))
 
         # Geometry: the cascade runs here (each step needs the previous one); each finished level's
         # GPU optimization runs on the pool meanwhile (ctypes releases the GIL).
