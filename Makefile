@@ -46,6 +46,7 @@ test: test-deps
 bench: install node_modules/.installed
 	$(BIN)/python bench/reconstruct_bench.py
 	$(BIN)/python bench/lod_bench.py
+	$(BIN)/python bench/material_bench.py
 
 concepts: install
 	$(BIN)/python scripts/draw_concepts.py data/concepts

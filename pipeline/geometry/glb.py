@@ -301,6 +301,11 @@ def structural_problems(document: dict[str, Any], binary: bytes) -> list[str]:
                     problems.append(f"{where}.indices must be a SCALAR accessor of unsigned bytes, shorts or ints")
             if "material" in prim:
                 ref(materials, "materials", prim["material"], f"{where}.material")
+            draco = (prim.get("extensions") or {}).get("KHR_draco_mesh_compression")
+            if draco is not None and (not isinstance(draco, dict) or not isinstance(draco.get("attributes"), dict)
+                                      or not ref(views, "bufferViews", draco.get("bufferView"),
+                                                 f"{where}.extensions.KHR_draco_mesh_compression.bufferView")):
+                problems.append(f"{where}.extensions.KHR_draco_mesh_compression needs a bufferView and attributes")
             if prim.get("mode", 4) not in range(7):
                 problems.append(f"{where}.mode {prim.get('mode')!r} is not a glTF primitive mode (0-6)")
             targets = prim.get("targets", [])
@@ -376,6 +381,9 @@ def structural_problems(document: dict[str, Any], binary: bytes) -> list[str]:
     for ti, texture in enumerate(textures):
         if "source" in texture:
             ref(images, "images", texture["source"], f"textures[{ti}].source")
+        for name, ext in (texture.get("extensions") or {}).items():
+            if isinstance(ext, dict) and "source" in ext:
+                ref(images, "images", ext["source"], f"textures[{ti}].extensions.{name}.source")
         if "sampler" in texture:
             ref(samplers, "samplers", texture["sampler"], f"textures[{ti}].sampler")
     for ii, image in enumerate(images):
@@ -523,7 +531,7 @@ class _Reader:
                 raw = meshopt.decode_index_buffer(source, count, stride, sequence=mode == "INDICES")
             else:
                 raise GlbError(f"unknown mode {mode!r}")
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
             raise GlbError(f"{where} does not decode: {exc}") from None
         return memoryview(raw.tobytes())
 

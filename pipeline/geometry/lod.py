@@ -25,7 +25,7 @@ import math
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -398,10 +398,13 @@ def _resample_channels(values: np.ndarray, size: tuple[int, int], exact: bool) -
         size, Image.Resampling.LANCZOS)) for k in range(values.shape[2])], axis=-1)
 
 
-def _resized(texture: Texture, image: Image.Image, max_side: int, space: str = "linear") -> tuple[Texture, int]:
+def _resized(texture: Texture, image: Image.Image, max_side: int, space: str = "linear",
+             cache: dict[str, Any] | None = None) -> tuple[Texture, int]:
     """Resample in the space the texels live in (model.slot_colour_space): sRGB colour maps are
     averaged as light (decoded to linear, re-encoded after), data maps (metallic-roughness,
-    occlusion, ...) as stored, normal maps as vectors re-normalized to unit length afterwards."""
+    occlusion, ...) as stored, normal maps as vectors re-normalized to unit length afterwards.
+    `cache` keeps the last float level, so a chain of power-of-two sizes decodes the image once
+    and halves from the level before (a box of boxes is the box)."""
     w, h = _fit(image.size, max_side)
     if (w, h) == image.size:
         return texture, max(w, h)
@@ -415,16 +418,24 @@ def _resized(texture: Texture, image: Image.Image, max_side: int, space: str = "
         else:
             small = image.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=2.0)
     else:
-        pixels = np.asarray(image)
-        rgb, alpha = pixels[..., :3], pixels[..., 3:].astype(np.float32) / 255.0
+        cache = {} if cache is None else cache
+        level = cache.get("level")
+        if exact and level is not None and level.shape[1] % w == 0 and ((level.shape[1] // w) & (level.shape[1] // w - 1)) == 0:
+            values = _resample_channels(level, (w, h), True)
+        else:
+            pixels = np.asarray(image)
+            rgb = _SRGB_TO_LINEAR[pixels[..., :3]] if space == "srgb" else pixels[..., :3].astype(np.float32) / 127.5 - 1.0
+            values = _resample_channels(np.concatenate([rgb, pixels[..., 3:].astype(np.float32) / 255.0], axis=-1),
+                                        (w, h), exact)
+        if exact:
+            cache["level"] = values
+        rgb, alpha = values[..., :3], values[..., 3:]
         if space == "srgb":
-            rgb = _linear_to_srgb(_resample_channels(_SRGB_TO_LINEAR[rgb], (w, h), exact))
-        else:  # normal: tangent-space vectors in [-1, 1]
-            v = _resample_channels(rgb.astype(np.float32) / 127.5 - 1.0, (w, h), exact)
-            v /= np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-6)
-            rgb = (v + 1.0) * 0.5
+            rgb = _linear_to_srgb(rgb)
+        else:  # normal: tangent-space vectors in [-1, 1], averaged, then made unit length again
+            rgb = (rgb / np.maximum(np.linalg.norm(rgb, axis=-1, keepdims=True), 1e-6) + 1.0) * 0.5
         if alpha.shape[-1]:
-            rgb = np.concatenate([rgb, np.clip(_resample_channels(alpha, (w, h), exact), 0.0, 1.0)], axis=-1)
+            rgb = np.concatenate([rgb, np.clip(alpha, 0.0, 1.0)], axis=-1)
         small = Image.fromarray(np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8))  # RGB or RGBA by shape
     out = io.BytesIO()
     if texture.mime_type == "image/jpeg" and small.mode in ("RGB", "L"):
@@ -459,12 +470,13 @@ def _texture_levels(texture: Texture, sides: list[int | None],
     """One texture at several size limits (None: as is), decoded once, resampled in `space`."""
     image = Image.open(io.BytesIO(texture.data))
     out: dict[int | None, tuple[Texture, int]] = {}
-    for side in sides:
+    cache: dict[str, Any] = {}
+    for side in sorted(set(sides), key=lambda s: -(s or 1 << 30)):  # largest first: each halves the last
         if side is None:
             out[side] = (texture, max(image.size))
-        elif side not in out:
+        else:
             image.load()
-            out[side] = _resized(texture, image, side, space)
+            out[side] = _resized(texture, image, side, space, cache)
     return out
 
 
