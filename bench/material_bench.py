@@ -62,24 +62,9 @@ def worker(code: str, path: str) -> dict:
     files = {p: build_profile(inp, p) for p in ("web", "unity", "unreal", "godot")}
     t3 = time.perf_counter()
     unity = next(f for f in files["unity"] if f.role == "glb").data
-    doc, _ = parse_container(unity)
-    slots, extensions, attributes = set(), set(), set()
-    for m in doc.get("materials", []):
-        for owner in (m, m.get("pbrMetallicRoughness", {}), *m.get("extensions", {}).values()):
-            slots |= {k for k in owner if k.endswith("Texture")} if isinstance(owner, dict) else set()
-        extensions |= set(m.get("extensions", {}))
-    for mesh in doc.get("meshes", []):
-        for prim in mesh["primitives"]:
-            attributes |= set(prim["attributes"])
-    src_doc, _ = parse_container(data)
-    src_slots, src_ext, src_attr = set(), set(), set()
-    for m in src_doc.get("materials", []):
-        for owner in (m, m.get("pbrMetallicRoughness", {}), *m.get("extensions", {}).values()):
-            src_slots |= {k for k in owner if k.endswith("Texture")} if isinstance(owner, dict) else set()
-        src_ext |= set(m.get("extensions", {}))
-    for mesh in src_doc.get("meshes", []):
-        for prim in mesh["primitives"]:
-            src_attr |= {a for a in prim["attributes"] if not a.startswith(("JOINTS", "WEIGHTS"))}
+    slots, extensions, attributes = _inventory(parse_container(unity)[0])
+    src_slots, src_ext, src_attr = _inventory(parse_container(data)[0])
+    src_attr = {a for a in src_attr if not a.startswith(("JOINTS", "WEIGHTS"))}  # the skin is dropped by design
     out.update(
         import_s=t1 - t0, lod_s=t2 - t1, export_s=t3 - t2, total_s=t3 - t0,
         peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -87,9 +72,24 @@ def worker(code: str, path: str) -> dict:
         slots=f"{len(slots & src_slots)}/{len(src_slots)}", extensions=f"{len(extensions & src_ext)}/{len(src_ext)}",
         attributes=f"{len(attributes & src_attr)}/{len(src_attr)}",
         missing=sorted((src_slots - slots) | (src_ext - extensions) | (src_attr - attributes)),
-        images=len(doc.get("images", [])),
+        images=len(parse_container(unity)[0].get("images", [])),
     )
     return out
+
+
+def _inventory(doc: dict) -> tuple[set[str], set[str], set[str]]:
+    """(texture slots, material extensions, vertex attributes) named anywhere in a glTF document."""
+    slots: set[str] = set()
+    extensions: set[str] = set()
+    attributes: set[str] = set()
+    for m in doc.get("materials", []):
+        for owner in (m, m.get("pbrMetallicRoughness", {}), *m.get("extensions", {}).values()):
+            slots |= {k for k in owner if k.endswith("Texture")} if isinstance(owner, dict) else set()
+        extensions |= set(m.get("extensions", {}))
+    for mesh in doc.get("meshes", []):
+        for prim in mesh["primitives"]:
+            attributes |= set(prim["attributes"])
+    return slots, extensions, attributes
 
 
 def run(code: Path, path: Path) -> dict:

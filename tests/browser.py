@@ -173,3 +173,30 @@ def data_url_png(data_url: str) -> bytes:
     if not data_url.startswith(prefix):
         raise AssertionError(f"not a PNG data URL: {data_url[:40]!r}")
     return base64.b64decode(data_url[len(prefix):])
+
+
+def three_page(canvas: tuple[int, int], script: str, imports: str = "") -> str:
+    """A page with one canvas, three.js + GLTFLoader + MeshoptDecoder from the repository's
+    node_modules, `report(result)` (POSTs JSON to /result) and `script` run in a try block that
+    reports any error instead."""
+    return f"""<!doctype html>
+<html><body style="margin:0">
+<canvas id="view" width="{canvas[0]}" height="{canvas[1]}"></canvas>
+<script type="importmap">
+{{"imports": {{"three": "/node_modules/three/build/three.module.js",
+             "three/addons/": "/node_modules/three/examples/jsm/"}}}}
+</script>
+<script type="module">
+import * as THREE from 'three';
+import {{ GLTFLoader }} from 'three/addons/loaders/GLTFLoader.js';
+import {{ MeshoptDecoder }} from 'three/addons/libs/meshopt_decoder.module.js';
+{imports}
+const report = (result) => fetch('/result', {{ method: 'POST', body: JSON.stringify(result) }});
+try {{
+{script}
+}} catch (error) {{
+  report({{ error: String((error && error.stack) || error) }});
+}}
+</script>
+</body></html>
+"""

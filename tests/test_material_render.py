@@ -31,21 +31,7 @@ pytestmark = pytest.mark.live
 MODEL = "glb/edge-cases/DRx3D__glTF-Sample-Assets-OLD/Models/AlphaBlendModeTest/glTF-Binary/AlphaBlendModeTest.glb"
 THRESHOLD = 0.5
 
-PAGE = """<!doctype html>
-<html><body style="margin:0">
-<canvas id="view" width="512" height="384"></canvas>
-<script type="importmap">
-{"imports": {"three": "/node_modules/three/build/three.module.js",
-             "three/addons/": "/node_modules/three/examples/jsm/"}}
-</script>
-<script type="module">
-import * as THREE from 'three';
-import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
-import { MeshoptDecoder } from 'three/addons/libs/meshopt_decoder.module.js';
-import { RoomEnvironment } from 'three/addons/environments/RoomEnvironment.js';
-
-const report = (result) => fetch('/result', { method: 'POST', body: JSON.stringify(result) });
-try {
+PAGE = browser.three_page((512, 384), """\
   const canvas = document.getElementById('view');
   const renderer = new THREE.WebGLRenderer({ canvas, preserveDrawingBuffer: true, antialias: false });
   renderer.toneMapping = THREE.NeutralToneMapping;
@@ -73,12 +59,7 @@ try {
     frames[name] = canvas.toDataURL('image/png');
   }
   report(frames);
-} catch (error) {
-  report({ error: String((error && error.stack) || error) });
-}
-</script>
-</body></html>
-"""
+""", imports="import { RoomEnvironment } from 'three/addons/environments/RoomEnvironment.js';")
 
 
 def frame_difference(a: bytes, b: bytes) -> float:

@@ -14,20 +14,7 @@ pytestmark = pytest.mark.live
 
 # The page loads the GLB, walks MSFT_lod itself (three.js has no MSFT_lod support; this is the
 # few lines a game's web client writes), builds a THREE.LOD, renders LOD0 and reports back.
-PAGE = """<!doctype html>
-<html><body style="margin:0">
-<canvas id="view" width="384" height="384"></canvas>
-<script type="importmap">
-{"imports": {"three": "/node_modules/three/build/three.module.js",
-             "three/addons/": "/node_modules/three/examples/jsm/"}}
-</script>
-<script type="module">
-import * as THREE from 'three';
-import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
-import { MeshoptDecoder } from 'three/addons/libs/meshopt_decoder.module.js';
-
-const report = (result) => fetch('/result', { method: 'POST', body: JSON.stringify(result) });
-try {
+PAGE = browser.three_page((384, 384), """\
   const gltf = await new GLTFLoader().setMeshoptDecoder(MeshoptDecoder).loadAsync('model.glb');
   const json = gltf.parser.json;
   const rootIndex = json.nodes.findIndex((n) => n.extensions && n.extensions.MSFT_lod);
@@ -76,12 +63,7 @@ try {
   lod.update(camera);
   report({ triangles, names, coverage, positionTypes, nearLevel, farLevel: lod.getCurrentLevel(),
            size: box.getSize(new THREE.Vector3()).toArray(), png });
-} catch (error) {
-  report({ error: String((error && error.stack) || error) });
-}
-</script>
-</body></html>
-"""
+""")
 
 
 def test_threejs_loads_every_level_and_renders(tmp_path):
