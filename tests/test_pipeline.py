@@ -176,11 +176,12 @@ def test_import_feeds_an_existing_model_through_the_chain(kiln_env, instance, te
         khronos.assert_valid(reports[str(path)], str(path))
 
 
-def test_skinned_import_is_refused_with_the_reason(kiln_env, instance, testdata):
+def test_skinned_import_is_its_bind_pose_or_refused_by_asset_toml(kiln_env, instance, testdata):
     folder = kiln_env / "concepts" / "fox"
     folder.mkdir()
     shutil.copyfile(testdata / "glb/textured/DRx3D__glTF-Sample-Assets-OLD/Models/Fox/glTF-Binary/Fox.glb",
                     folder / "model.glb")
+    (folder / "asset.toml").write_text('[import]\nskinned = "refuse"\n')
     result = run_asset(instance, "fox")
     assert not result.success
     message = failure_text(result)

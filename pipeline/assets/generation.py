@@ -120,7 +120,8 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
     if skinned not in SKINNED_POLICIES:
         raise dg.Failure(description=f"asset {asset_id}: file asset.toml: [import] skinned = {skinned!r} must be "
                                      f"one of {', '.join(repr(p) for p in SKINNED_POLICIES)}", allow_retries=False)
-    normalized = _normalized(store, asset_id, provider_name, gen.glb, gen.glb_sha256, target_height, skinned)
+    normalized = _normalized(store, asset_id, provider_name, gen.glb, gen.glb_sha256, target_height, skinned,
+                             folder=concept_art["folder"])
     sha = normalized["glb_sha256"]
     lineage = {
         "concept_hash": concept_art["content_hash"],
@@ -181,7 +182,7 @@ SKINNED_POLICIES = ("bind_pose", "refuse")
 
 
 def _normalized(store, asset_id: str, provider_name: str, raw_glb: bytes, raw_sha: str,
-                target_height: float | None, skinned: str = "bind_pose") -> dict:
+                target_height: float | None, skinned: str = "bind_pose", folder: str = "") -> dict:
     """Normalize the provider's GLB once per (model, height, policy); the result is a content-addressed record."""
     record = f"normalized/{raw_sha}-{target_height}-{skinned}-{NORMALIZE_VERSION}.json"
     cached = store.get_record(record)
@@ -191,7 +192,8 @@ def _normalized(store, asset_id: str, provider_name: str, raw_glb: bytes, raw_sh
         raw = read_glb(raw_glb, allow_animation=skinned == "bind_pose")
         model, report = normalize(raw, target_height_m=target_height)
     except (GlbError, NormalizeError) as exc:
-        source = "file model.glb" if provider_name == "import" else f"the model provider {provider_name} returned"
+        source = (f"concept folder {folder}: file model.glb" if provider_name == "import"
+                  else f"the model provider {provider_name} returned")
         raise dg.Failure(description=f"asset {asset_id}: {source} cannot be used: {exc}", allow_retries=False) from None
     model.name = asset_id
     glb = write_glb(model, asset_extras={"asset_id": asset_id, "raw_glb_sha256": raw_sha})

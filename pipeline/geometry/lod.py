@@ -424,9 +424,15 @@ def _resized(texture: Texture, image: Image.Image, max_side: int, space: str = "
             values = _resample_channels(level, (w, h), True)
         else:
             pixels = np.asarray(image)
-            rgb = _SRGB_TO_LINEAR[pixels[..., :3]] if space == "srgb" else pixels[..., :3].astype(np.float32) / 127.5 - 1.0
-            values = _resample_channels(np.concatenate([rgb, pixels[..., 3:].astype(np.float32) / 255.0], axis=-1),
-                                        (w, h), exact)
+            full = np.empty(pixels.shape, np.float32)  # one float copy of the image, filled in place
+            if space == "srgb":
+                np.take(_SRGB_TO_LINEAR, pixels[..., :3], out=full[..., :3])
+            else:
+                np.multiply(pixels[..., :3], np.float32(1 / 127.5), out=full[..., :3])
+                full[..., :3] -= 1.0
+            np.multiply(pixels[..., 3:], np.float32(1 / 255), out=full[..., 3:])
+            values = _resample_channels(full, (w, h), exact)
+            del full
         if exact:
             cache["level"] = values
         rgb, alpha = values[..., :3], values[..., 3:]
