@@ -62,7 +62,7 @@ class PixazoEmulator(Emulator):
                            "polling_url": f"{host}/v2/requests/status/{job.id}"}, 202)
 
     def _status(self, req: Request, request_id: str) -> Reply:
-        job = self.jobs.get(request_id)
+        job = self.known(request_id)
         if job is None:
             return json_reply({"error": "Not Found", "message": f"request {request_id} not found"}, 404)
         state = self.advance(job)

@@ -82,7 +82,7 @@ class ScenarioEmulator(Emulator):
                                    "metadata": {}}, "creativeUnitsCost": 40})
 
     def _job(self, req: Request, job_id: str) -> Reply:
-        job = self.jobs.get(job_id)
+        job = self.known(job_id)
         if job is None:
             return json_reply({"error": f"job {job_id} not found"}, 404)
         state = self.advance(job)

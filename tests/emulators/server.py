@@ -10,6 +10,9 @@ GLB from its own `/files/` path, and takes faults on demand through plain Python
     emu.fail_next_job("out of GPU memory")      # the next job ends in the vendor's failed state
     emu.download_mode = "truncated"             # drop the connection half way through the GLB
     emu.expire_downloads = 1                    # the next download URL hit answers 403 (expired)
+    emu.fail("submit", 502, after_work=True)    # accept the job, then answer 502 (a gateway's lost answer)
+    emu.fail("submit", RESET, after_work=True)  # accept the job, then cut the answer mid-body
+    emu.forget()                                # a restart: in-flight jobs unknown to polls for a while
 
 `submissions` counts accepted paid submissions; `calls` lists every (method, path) seen.
 """
@@ -33,6 +36,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .glbs import sample_glb
 
 FILE_ROUTES = ("file", "blob")
+RESET = 0  # a Fault status: send the real answer's headers and half its body, then drop the connection
 
 
 @dataclass
@@ -70,6 +74,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     truncate_to: int | None = None  # send only this many body bytes, then drop the connection
     delay_s: float = 0.0  # answer this late (after the work is done), to provoke client timeouts
+    slow_s: float = 0.0  # spread the body over this many seconds (a slow CDN)
 
 
 def json_reply(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -99,7 +104,15 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.truncate_to is not None:
                 self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(reply.body if reply.truncate_to is None else reply.body[: reply.truncate_to])
+            body = reply.body if reply.truncate_to is None else reply.body[: reply.truncate_to]
+            if reply.slow_s and body:
+                step = max(1, len(body) // 8)
+                for i in range(0, len(body), step):
+                    self.wfile.write(body[i:i + step])
+                    self.wfile.flush()
+                    time.sleep(reply.slow_s / 8)
+            else:
+                self.wfile.write(body)
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -148,7 +161,7 @@ class Fault:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
-    after_work: bool = False  # do the real work (accept the job), then answer `delay_s` late
+    after_work: bool = False  # do the real work (accept the job), then answer with this fault, `delay_s` late
 
     def reply(self) -> Reply:
         if isinstance(self.body, (bytes, str)):
@@ -190,6 +203,9 @@ class Emulator:
         self.download_mode = "ok"  # ok | truncated | short | not_glb
         self.expire_downloads = 0
         self.last_credential = ""
+        self.on_new_job: Callable[[Job], None] | None = None
+        self.forgotten: dict[str, int] = {}  # job id -> polls still answered "not found" (a restart)
+        self.slow_body_s = 0.0  # stream result files this slowly (seconds spread over the body)
         self._server = LoopbackServer(self.handle)
         routes = [*self.routes(),
                   ("GET", r"/files/(?P<token>[^/]+)", "file", lambda req, token: self._file(token)),
@@ -233,6 +249,25 @@ class Emulator:
         with self.lock:
             self.job_failures.append(message)
 
+    def forget(self, polls: int = 2) -> None:
+        """A restart that loses the in-flight jobs from memory: their next `polls` polls say not found."""
+        with self.lock:
+            for job_id, job in self.jobs.items():
+                if not self.finished(job):
+                    self.forgotten[job_id] = polls
+
+    def finished(self, job: Job) -> bool:
+        return job.polls >= len(self.steps)
+
+    def known(self, job_id: str) -> "Job | None":
+        """The job a poll may see: None while a restart has it forgotten (and for unknown ids)."""
+        with self.lock:
+            left = self.forgotten.get(job_id, 0)
+            if left:
+                self.forgotten[job_id] = left - 1
+                return None
+            return self.jobs.get(job_id)
+
     def api_calls(self) -> list[tuple[str, str]]:
         with self.lock:
             return [c for c in self.calls if not c[1].startswith(("/files/", "/_blobs/"))]
@@ -273,6 +308,10 @@ class Emulator:
                 return self.unauthorized(req)
             reply = fn(req, **match.groupdict())
             if fault is not None:
+                if fault.status == RESET:
+                    reply.truncate_to = max(1, len(reply.body) // 2)
+                elif fault.status >= 400:
+                    reply = fault.reply()
                 reply.delay_s = fault.delay_s
             return reply
         return json_reply({"error": "Not Found", "message": f"no route {req.method} {req.path}"}, 404)
@@ -286,6 +325,8 @@ class Emulator:
                 job.stuck = True
             if job.fail_message:
                 job.fail_message = job.fail_message.replace("{credential}", self.last_credential)
+            if self.on_new_job is not None:
+                self.on_new_job(job)  # tests look at the client's state at the moment the vendor takes a job
             self.jobs[job.id] = job
             self.submissions += 1
             self.submitted_bodies.append(body)
@@ -322,7 +363,7 @@ class Emulator:
             return Reply(200, self.glb, {"Content-Type": "model/gltf-binary"}, truncate_to=len(self.glb) // 2)
         if self.download_mode == "not_glb":
             return Reply(200, self.payload(), {"Content-Type": "text/html"})
-        return Reply(200, self.payload(), {"Content-Type": "model/gltf-binary"})
+        return Reply(200, self.payload(), {"Content-Type": "model/gltf-binary"}, slow_s=self.slow_body_s)
 
     def _blob(self, sha: str) -> Reply:
         if self.blob_source is None or not self.blob_source.exists(sha):
