@@ -114,6 +114,7 @@ class SpendBudget:
         if max_usd is not None and max_usd < 0:
             raise ProviderError(f"max_spend_usd={max_usd} must be zero or more")
         self.max_usd = max_usd
+        self.run_id = run_id
         self.store = store if run_id else None
         self.record = f"budgets/{run_id}.json" if run_id else None
         self._charges: dict[str, dict[str, Any]] = {}
@@ -332,6 +333,10 @@ class _Run:
             current = None
             self.log(f"{name}: force_resubmit: superseding the earlier submission for {self.asset} "
                      f"(intent {(self.intent or {}).get('seq')}, job {(job or {}).get('state')}); paying again on purpose")
+            if self.intent and self.intent.get("state") == "sending" and _current_job(job, self.intent) is None:
+                # The artist checked the dashboard and found no job (the message asks for exactly that):
+                # the reservation held for the unanswered submission is released; the new one is reserved.
+                self._release(self.intent)
         elif (self.intent or {}).get("forced_by"):
             self.forced = self.intent["forced_by"]  # type: ignore[index]
 
@@ -392,6 +397,8 @@ class _Run:
             self._confirm(found, intent)
             self.log(f"{name}: the earlier submission for {self.asset} reached {name} as {found.job_id}; "
                      "resuming it (not paying again)")
+        else:
+            self._release(intent)  # it provably never arrived: nothing was charged for it
         return found
 
     def _look_up(self, intent: dict[str, Any]) -> JobHandle | None:
@@ -442,7 +449,8 @@ class _Run:
             intent = {"state": "sending", "seq": int(previous.get("seq", 0)) + 1, "provider": name,
                       "asset_id": request.asset_id, "request_hash": self.request_hash, "sent_at": time.time(),
                       "client_ids": carried + ([client_id] if client_id else []), "cost_usd": self.cost,
-                      "forced_by": self.forced, "superseded": superseded or previous.get("superseded")}
+                      "forced_by": self.forced, "superseded": superseded or previous.get("superseded"),
+                      "ledger_run_id": self.budget.run_id if self.budget is not None else None}
             self.records.put("intent", intent)  # write-ahead: durable before anything paid leaves
             self.intent = previous = intent
             carried = list(intent["client_ids"])
@@ -451,8 +459,7 @@ class _Run:
             except Exception as exc:
                 if isinstance(exc, ProviderError) and exc.accepted is False:
                     self.records.put("intent", {**intent, "state": "not_accepted", "error": str(exc)[:500]})
-                    if self.budget is not None:
-                        self.budget.release(self.request_hash)
+                    self._release(intent)
                     raise
                 reason = str(exc) if isinstance(exc, ProviderError) else type(exc).__name__
                 self.records.put("intent", {**intent, "error": reason[:500]})
@@ -488,10 +495,24 @@ class _Run:
         self.intent = {**intent, "state": "accepted", "job_id": handle.job_id}
         self.records.put("intent", self.intent)
 
+    def _ledger(self, intent: dict[str, Any] | None) -> SpendBudget | None:
+        """The ledger of the run that reserved the submission of `intent` (this run's, or an earlier one's)."""
+        ledger = (intent or {}).get("ledger_run_id")
+        if self.budget is not None and (ledger is None or ledger == self.budget.run_id):
+            return self.budget
+        return SpendBudget(None, store=self.store, run_id=ledger) if ledger else None
+
+    def _release(self, intent: dict[str, Any] | None) -> None:
+        ledger = self._ledger(intent)
+        if ledger is not None:
+            ledger.release(self.request_hash)
+
     def _charged(self, usd: float) -> None:
+        """The vendor said what it charged: the ledger of the run that reserved it follows."""
         self.cost, self.cost_source = round(usd, 4), "vendor"
-        if self.budget is not None:
-            self.budget.settle(self.request_hash, usd)
+        ledger = self._ledger(self.intent)
+        if ledger is not None:
+            ledger.settle(self.request_hash, usd)
 
     # -- waiting and fetching ----------------------------------------------------------------
 
@@ -558,11 +579,10 @@ class _Run:
         self.records.put("job", {**(self.job or {}), "state": "failed", "job_id": handle.job_id,
                                  "message": status.message, "asset_id": self.request.asset_id,
                                  "charged": not uncharged})
-        if self.budget is not None:
-            if uncharged:
-                self.budget.release(self.request_hash)
-            elif status.charged_usd is not None:
-                self.budget.settle(self.request_hash, status.charged_usd)
+        if uncharged:
+            self._release(self.intent)
+        elif status.charged_usd is not None:
+            self._charged(status.charged_usd)
         raise ProviderError(f"{self.name} job {handle.job_id} for {self.asset} failed: "
                             f"{status.message or 'the vendor gave no reason'}"
                             + (" (not charged; the reservation is released)" if uncharged else ""))

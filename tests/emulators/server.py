@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -37,6 +37,8 @@ from .glbs import sample_glb
 
 FILE_ROUTES = ("file", "blob")
 RESET = 0  # a Fault status: send the real answer's headers and half its body, then drop the connection
+RESTART = -1  # a Fault status: the vendor restarts now and forgets its in-flight jobs for a few polls
+SLOW = -2  # a Fault status: the real answer, its body dribbled out over `delay_s` seconds
 
 
 @dataclass
@@ -162,6 +164,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     after_work: bool = False  # do the real work (accept the job), then answer with this fault, `delay_s` late
+    kind: str = ""  # the campaign's name for it, counted in `injected` when the fault is served
 
     def reply(self) -> Reply:
         if isinstance(self.body, (bytes, str)):
@@ -204,6 +207,10 @@ class Emulator:
         self.expire_downloads = 0
         self.last_credential = ""
         self.on_new_job: Callable[[Job], None] | None = None
+        self.on_route: dict[str, Callable[[], None]] = {}  # one-shot: called once the route did its work
+        self.injected: Counter[str] = Counter()  # faults served, by kind
+        self.charge_usd = 0.0  # what the emulated account pays per accepted job
+        self.charged: dict[str, float] = {}  # job id -> USD
         self.forgotten: dict[str, int] = {}  # job id -> polls still answered "not found" (a restart)
         self.slow_body_s = 0.0  # stream result files this slowly (seconds spread over the body)
         self._server = LoopbackServer(self.handle)
@@ -233,9 +240,9 @@ class Emulator:
     # -- control API -------------------------------------------------------------------------
 
     def fail(self, route: str, status: int, *, body: Any = None, headers: dict[str, str] | None = None,
-             times: int = 1, delay_s: float = 0.0, after_work: bool = False) -> None:
+             times: int = 1, delay_s: float = 0.0, after_work: bool = False, kind: str = "") -> None:
         with self.lock:
-            self.faults[route].extend(Fault(status, body, dict(headers or {}), delay_s, after_work)
+            self.faults[route].extend(Fault(status, body, dict(headers or {}), delay_s, after_work, kind)
                                       for _ in range(times))
 
     def rate_limit(self, route: str, retry_after: str = "2", times: int = 1) -> None:
@@ -302,12 +309,23 @@ class Emulator:
             with self.lock:
                 queue = self.faults.get(name)
                 fault = queue.pop(0) if queue else None
-            if fault is not None and not fault.after_work:
+                if fault is not None:
+                    self.injected[fault.kind or f"HTTP {fault.status}"] += 1
+                hook = self.on_route.pop(name, None)
+            if fault is not None and fault.status == RESTART:
+                self.forget()
+                fault = None
+            if fault is not None and not fault.after_work and fault.status != SLOW:
                 return fault.reply()
             if name not in FILE_ROUTES and not self.authorized(req):
                 return self.unauthorized(req)
             reply = fn(req, **match.groupdict())
+            if hook is not None:
+                hook()  # e.g. kill -9 the client after the vendor took the job, before it hears back
             if fault is not None:
+                if fault.status == SLOW:
+                    reply.slow_s = fault.delay_s
+                    return reply
                 if fault.status == RESET:
                     reply.truncate_to = max(1, len(reply.body) // 2)
                 elif fault.status >= 400:
@@ -328,6 +346,7 @@ class Emulator:
             if self.on_new_job is not None:
                 self.on_new_job(job)  # tests look at the client's state at the moment the vendor takes a job
             self.jobs[job.id] = job
+            self.charged[job.id] = self.charge_usd
             self.submissions += 1
             self.submitted_bodies.append(body)
             return job
