@@ -225,3 +225,9 @@ def test_presigned_signatures_in_vendor_errors_are_redacted(tmp_path, monkeypatc
         assert "X-Amz-Signature=[redacted]" in text
     finally:
         rig.emu.__exit__()
+
+
+def test_redaction_touches_signature_parameters_only():
+    text = "https://b/k?X-Amz-Signature=abc123&use=1&sig=zz then Signature=qq"
+    assert provider_http.redact(text, []) == \
+        "https://b/k?X-Amz-Signature=[redacted]&use=1&sig=[redacted] then Signature=[redacted]"

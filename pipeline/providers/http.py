@@ -88,7 +88,7 @@ class AmbiguousSubmitError(ProviderError):
 
 # Query parameters of presigned URLs that are credentials (AWS SigV4/SigV2, GCS, Azure SAS).
 _SIGNATURE_PARAMS = re.compile(
-    r"((?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|"
+    r"((?<![A-Za-z0-9_-])(?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|"
     r"Signature|AWSAccessKeyId|sig|se)=)[^&\s\"'<>]+", re.IGNORECASE)
 
 
