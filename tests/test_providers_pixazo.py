@@ -92,3 +92,15 @@ def test_the_glb_is_picked_from_media_url_not_the_first_file():
 def test_text_to_3d_sends_no_image_urls(rig):
     generate(rig.provider(), make_request(views=0, prompt="a carved stone idol"), rig.store)
     assert "input_image_urls" not in rig.emu.submitted_bodies[0]
+
+
+def test_the_emulator_refuses_what_the_gateway_refuses_and_the_client_refuses_it_first(rig):
+    import httpx
+
+    from tests.emulators.kit import SECRETS
+
+    answer = httpx.post(f"{rig.emu.base_url}/hyper3d-rodin-request", json={"prompt": "a crate", "tier": "premium"},
+                        headers={"Ocp-Apim-Subscription-Key": SECRETS["PIXAZO_API_KEY"]})
+    assert answer.status_code == 400 and "tier must be one of" in answer.text
+    with pytest.raises(ProviderError, match="tier='premium' is not one of .*did you mean 'Premium'"):
+        rig.provider().params(make_request(options={"tier": "premium"}))
