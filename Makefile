@@ -9,7 +9,7 @@ PORT ?= 3000
 export KILN_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install demo dev test test-deps bench concepts clean
+.PHONY: install demo dev test test-deps bench chaos concepts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test-deps: install node_modules/.installed
 
 test: test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Fault campaign against the six vendor emulators (>= 1,000 faults over 120 assets; prints a table).
+chaos: install
+	$(BIN)/python -m tests.chaos --assets 120 --faults 14 --seed 11
 
 bench: install node_modules/.installed
 	$(BIN)/python bench/reconstruct_bench.py

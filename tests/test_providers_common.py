@@ -80,6 +80,8 @@ def test_429_waits_for_retry_after_and_submits_once(rig, sleeps):
 
 
 def test_5xx_on_submit_poll_and_download_is_retried_without_double_submission(rig, sleeps):
+    if 503 not in rig.provider().submit_retry_statuses:
+        pytest.skip("503 on submit is ambiguous here (Runware: possibly upstream); see test_providers_runware")
     rig.emu.fail("submit", 503, times=2)
     rig.emu.fail("poll", 500)
     rig.emu.fail("file", 502)
@@ -168,14 +170,17 @@ def test_budget_refuses_the_submission_that_would_exceed_it(name, tmp_path, monk
         provider = rig.provider()
         cost = provider.cost_usd(provider.params(make_request("crate_01")))
         budget = SpendBudget(cost * 1.5, store=rig.store, run_id="run-123")
-        generate(provider, make_request("crate_01"), rig.store, budget=budget)
+        first = generate(provider, make_request("crate_01"), rig.store, budget=budget)
         calls = len(rig.emu.calls)
         with pytest.raises(BudgetExceeded, match="max_spend_usd"):
             generate(provider, make_request("crate_02", seed=7), rig.store, budget=budget)
         assert rig.emu.submissions == 1 and len(rig.emu.calls) == calls  # refused before any request
         # The same finished asset is still reusable at no cost once the budget is spent.
         assert generate(provider, make_request("crate_01"), rig.store, budget=budget).reused
-        assert SpendBudget(cost * 1.5, store=rig.store, run_id="run-123").spent_usd == pytest.approx(cost)
+        # The ledger follows what the vendor charged where it says (Runware includeCost), else the estimate.
+        assert SpendBudget(cost * 1.5, store=rig.store, run_id="run-123").spent_usd == pytest.approx(first.cost_usd)
+        assert first.cost_usd == (0.45 if name == "runware" else cost)
+        assert first.cost_source == ("vendor" if name == "runware" else "estimate")
     finally:
         rig.emu.__exit__()
 

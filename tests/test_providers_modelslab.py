@@ -36,7 +36,7 @@ def test_a_local_blob_store_fails_with_the_s3_how_to_before_any_request(rig, tmp
 
 
 def test_key_travels_in_the_body_and_the_image_as_a_presigned_url(rig):
-    request = make_request(views=2, options={"resolution": 512, "mesh_simplify": 0.95})
+    request = make_request(views=1, options={"resolution": 512, "mesh_simplify": 0.95})
     generate(rig.provider(), request, rig.store)
     body = rig.emu.submitted_bodies[0]
     assert body["image"].startswith(f"{rig.emu.url}/_blobs/{request.images[0].sha256}?X-Amz-")
@@ -58,3 +58,9 @@ def test_an_instant_success_needs_no_fetch(tmp_path, monkeypatch):
 def test_a_file_not_there_yet_is_retried(rig):
     rig.emu.fail("file", 404, times=2)  # output links can lag the success status (future_links)
     assert generate(rig.provider(), make_request(), rig.store).glb == rig.emu.glb
+
+
+def test_several_views_are_refused_instead_of_silently_sending_the_first(rig):
+    with pytest.raises(ProviderError, match="has 2 views; this provider takes exactly one image"):
+        generate(rig.provider(), make_request(views=2), rig.store)
+    assert rig.emu.calls == []

@@ -94,3 +94,24 @@ def test_runware_full_chain_then_a_rerun_reuses_the_paid_generation(kiln_env, in
         assert rig.emu.submissions == 1 and len(rig.emu.calls) == calls  # not one more API call
     finally:
         rig.emu.__exit__()
+
+
+def test_an_unanswered_paid_submission_fails_once_and_force_resubmit_pays_again_in_the_lineage(
+        kiln_env, instance, tmp_path, monkeypatch):
+    rig = open_vendor("goneural", tmp_path, monkeypatch)
+    try:
+        make_concept(kiln_env, "crate", "goneural")
+        rig.emu.fail("submit", 502, after_work=True)  # goneural took the job; the gateway lost the answer
+        first = run(instance, "crate", rig.emu, "goneural", GENERATION)
+        assert not first.success and "force_resubmit: true" in failure(first)
+        assert rig.emu.submissions == 1  # no automatic retry of the step paid again
+        config = {"ops": {"generated_model": {"config": {"provider": "goneural", "base_url": rig.emu.base_url,
+                                                         "force_resubmit": True}}}}
+        forced = defs.get_job_def("kiln_asset_job").execute_in_process(
+            partition_key="crate", instance=instance, raise_on_error=False, run_config=config,
+            asset_selection=GENERATION)
+        assert forced.success, failure(forced)
+        lineage = generated_metadata(instance, "crate")["lineage"]
+        assert rig.emu.submissions == 2 and lineage["force_resubmit"] == forced.run_id
+    finally:
+        rig.emu.__exit__()

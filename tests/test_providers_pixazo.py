@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.providers.base import ProviderError, RetryableProviderError
-from pipeline.providers.runner import generate
+from pipeline.providers.runner import UnresolvedSubmission, generate
 from tests.emulators.kit import make_request, open_vendor
 
 
@@ -64,15 +64,43 @@ def test_documented_errors_are_clear_and_not_retried(rig, status, body, expected
     assert not isinstance(err.value, RetryableProviderError) and rig.emu.submissions == 0
 
 
-@pytest.mark.parametrize("status", [429, 500])
-def test_persistent_429_and_500_give_a_retryable_error_after_bounded_attempts(rig, status, monkeypatch):
+def test_a_persistent_429_gives_a_retryable_error_after_bounded_attempts(rig, monkeypatch):
     monkeypatch.setattr("pipeline.providers.http._sleep", lambda s: None)
-    rig.emu.fail("submit", status, times=10, headers={"Retry-After": "1"} if status == 429 else None)
-    with pytest.raises(RetryableProviderError, match=f"after 3 attempts: HTTP {status}"):
+    rig.emu.fail("submit", 429, times=10, headers={"Retry-After": "1"})
+    with pytest.raises(RetryableProviderError, match="after 3 attempts: HTTP 429") as err:
         generate(rig.provider(max_attempts=3), make_request(), rig.store)
+    assert err.value.accepted is False  # 429: the gateway took nothing, so the intent is closed
     assert len([c for c in rig.emu.calls if c[0] == "POST"]) == 3 and rig.emu.submissions == 0
+
+
+def test_a_500_on_submit_is_not_resent_behind_the_gateway(rig):
+    # The gateway may have forwarded the request before failing: never sent again automatically.
+    rig.emu.fail("submit", 500, times=10)
+    with pytest.raises(UnresolvedSubmission, match="HTTP 500.*force_resubmit"):
+        generate(rig.provider(max_attempts=3), make_request(), rig.store)
+    assert len([c for c in rig.emu.calls if c[0] == "POST"]) == 1
+
+
+def test_the_glb_is_picked_from_media_url_not_the_first_file():
+    from pipeline.providers.pixazo import pick_glb
+    assert pick_glb("pixazo", "r1", ["https://cdn/x/preview.png", "https://cdn/x/model.glb?sig=1"]).endswith("?sig=1")
+    assert pick_glb("pixazo", "r1", ["https://cdn/x/result"]) == "https://cdn/x/result"
+    with pytest.raises(ProviderError, match="returned 2 files .* none of them end in .glb"):
+        pick_glb("pixazo", "r1", ["https://cdn/a.png", "https://cdn/b.obj"])
 
 
 def test_text_to_3d_sends_no_image_urls(rig):
     generate(rig.provider(), make_request(views=0, prompt="a carved stone idol"), rig.store)
     assert "input_image_urls" not in rig.emu.submitted_bodies[0]
+
+
+def test_the_emulator_refuses_what_the_gateway_refuses_and_the_client_refuses_it_first(rig):
+    import httpx
+
+    from tests.emulators.kit import SECRETS
+
+    answer = httpx.post(f"{rig.emu.base_url}/hyper3d-rodin-request", json={"prompt": "a crate", "tier": "premium"},
+                        headers={"Ocp-Apim-Subscription-Key": SECRETS["PIXAZO_API_KEY"]})
+    assert answer.status_code == 400 and "tier must be one of" in answer.text
+    with pytest.raises(ProviderError, match="tier='premium' is not one of .*did you mean 'Premium'"):
+        rig.provider().params(make_request(options={"tier": "premium"}))

@@ -11,14 +11,14 @@ import pytest
 
 from pipeline.providers import POOL_LIMITS, PROVIDERS, REMOTE_PROVIDERS, make_provider, pool_for, pricing
 from pipeline.providers import http as provider_http
-from pipeline.providers.base import JobHandle, JobStatus, ProviderError, RetryableProviderError
+from pipeline.providers.base import JobHandle, JobStatus, OfflineProviderBase, ProviderError, RetryableProviderError
 from pipeline.providers.runner import BudgetExceeded, SpendBudget, attach_image_urls, check_glb, generate
 from pipeline.storage import LocalBlobStore
 from tests.emulators.glbs import cube_glb
 from tests.emulators.kit import make_request, open_vendor
 
 
-class OfflineProvider:
+class OfflineProvider(OfflineProviderBase):
     """Finishes inside submit, like `local` and `import`."""
 
     name = "offline-test"
@@ -33,7 +33,7 @@ class OfflineProvider:
     def cost_usd(self, params):
         return 0.0
 
-    def submit(self, request, request_hash):
+    def submit(self, request, request_hash, client_id=None):
         self.submits += 1
         return JobHandle(self.name, f"offline-{request_hash[:8]}", request_hash, time.time(), result_glb=cube_glb())
 
@@ -54,7 +54,7 @@ def test_offline_providers_finish_inside_submit_and_are_reused(tmp_path):
 
 def test_an_offline_provider_returning_garbage_stores_nothing(tmp_path):
     store, provider = LocalBlobStore(tmp_path), OfflineProvider()
-    provider.submit = lambda request, h: JobHandle("x", "j", h, time.time(), result_glb=b"not a glb at all")
+    provider.submit = lambda request, h, c=None: JobHandle("x", "j", h, time.time(), result_glb=b"not a glb at all")
     with pytest.raises(ProviderError, match="not a GLB"):
         generate(provider, make_request(), store)
     assert not (tmp_path / "blobs").exists()
@@ -106,7 +106,7 @@ def test_a_local_store_cannot_hand_out_image_urls(tmp_path):
 
 def test_the_runner_keeps_polling_through_a_vendor_outage(tmp_path, monkeypatch):
     monkeypatch.setattr(provider_http, "_sleep", lambda s: None)
-    rig = open_vendor("neural4d", tmp_path, monkeypatch)
+    rig = open_vendor("goneural", tmp_path, monkeypatch)
     try:
         rig.emu.fail("poll", 503, times=7)  # more than one poll's worth of HTTP attempts
         gen = generate(rig.provider(max_attempts=3), make_request(), rig.store, log=rig.log)

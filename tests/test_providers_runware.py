@@ -70,3 +70,22 @@ def test_highpack_costs_extra(rig):
     base = provider.cost_usd(provider.params(make_request()))
     highpack = provider.cost_usd(provider.params(make_request(options={"settings": {"addons": ["HighPack"]}})))
     assert highpack == pytest.approx(3 * base)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"quality": "hihg"}, "settings.quality='hihg' is not one of.*did you mean 'high'"),
+    ({"meshMode": "quad"}, "did you mean 'Quad'"),
+    ({"material": "Metal"}, "settings.material='Metal'"),
+    ({"addons": ["Highpack"]}, "did you mean 'HighPack'"),
+    ({"polyCount": 300_000}, "polyCount=300000 is out of range"),
+    ({"polyCount": 300_000, "meshMode": "Raw"}, None),
+    ({"TAPose": "yes"}, "TAPose='yes' must be true or false"),
+    ({"qualty": "high"}, "settings key='qualty'.*did you mean 'quality'"),
+])
+def test_rodin_settings_are_checked_against_the_documented_values(rig, settings, message):
+    provider = rig.provider()
+    if message is None:
+        assert provider.params(make_request(options={"settings": settings}))["settings"]["polyCount"] == 300_000
+        return
+    with pytest.raises(ProviderError, match=message):
+        provider.params(make_request(options={"settings": settings}))

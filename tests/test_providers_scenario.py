@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from pipeline.providers.base import ProviderError
-from pipeline.providers.runner import generate
+from pipeline.providers.runner import SpendBudget, generate
 from tests.emulators.kit import SECRETS, make_request, open_vendor
 
 
@@ -67,3 +67,32 @@ def test_extreme_high_bills_double_and_highpack_extra(rig):
     assert p.cost_usd(p.params(make_request(options={"tier": "Gen-2.5-Extreme-High"}))) == pytest.approx(2 * base)
     assert p.cost_usd(p.params(make_request(options={"addons": "HighPack"}))) == pytest.approx(3 * base)
     assert rig.provider(price_usd=1.25).cost_usd({"tier": "Gen-2.5-Medium"}) == 1.25
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"tier": "Gen-2.5-Extreme-high"}, "tier='Gen-2.5-Extreme-high' is not one of.*did you mean 'Gen-2.5-Extreme-High'"),
+    ({"tier": "Gen-2.5-Premium"}, "tier='Gen-2.5-Premium' is not one of"),
+    ({"qualityMeshOption": "500k triangles"}, "did you mean '500K Triangle'"),
+    ({"material": "pbr"}, "did you mean 'PBR'"),
+    ({"isSymmetric": "yes"}, "isSymmetric='yes' is not one of"),
+    ({"textureMode": "ultra"}, "textureMode='ultra'"),
+    ({"isMicro": True}, "isMicro=true only works with tier 'Gen-2.5-Extreme-High'"),
+])
+def test_mistyped_options_are_refused_with_the_nearest_value_before_anything_is_reserved(rig, options, message):
+    budget = SpendBudget(10.0)
+    provider = rig.provider()
+    with pytest.raises(ProviderError, match=message) as err:
+        provider.params(make_request(options=options))  # what concept_art calls to validate [options] early
+    assert "\n" not in str(err.value)
+    with pytest.raises(ProviderError, match=message):
+        generate(rig.provider(), make_request(options=options), rig.store, budget=budget)
+    assert rig.emu.calls == [] and budget.spent_usd == 0.0
+
+
+def test_a_premium_tier_is_budgeted_double_and_credits_are_read_back(rig):
+    provider = rig.provider(usd_per_credit=0.01)
+    base = provider.cost_usd(provider.params(make_request()))
+    extreme = provider.cost_usd(provider.params(make_request(options={"tier": "Gen-2.5-Extreme-High"})))
+    assert extreme == pytest.approx(2 * base)
+    gen = generate(provider, make_request(options={"tier": "Gen-2.5-Extreme-High"}), rig.store)
+    assert gen.cost_usd == pytest.approx(0.8) and gen.cost_source == "vendor"  # creativeUnitsCost 80

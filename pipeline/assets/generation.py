@@ -21,6 +21,7 @@ from .common import FOLLOW_UPSTREAM, bounds_metadata, game_assets, lineage_metad
 
 
 ProviderName = Enum("ProviderName", {name: name for name in PROVIDERS})  # the launchpad offers these
+# (a renamed provider, e.g. `neural4d`, is not offered; in asset.toml it fails with a pointer to the new name)
 
 
 class GenerateConfig(dg.Config):
@@ -42,13 +43,21 @@ class GenerateConfig(dg.Config):
     resolution: Optional[int] = Field(default=None, ge=16, le=1024,
                                       description="`local` only: voxels along the largest dimension (higher = more triangles).")
     max_spend_usd: float = Field(default=25.0, ge=0.0, description="Budget for paid generations in this run (a backfill shares one budget).")
+    force_resubmit: bool = Field(
+        default=False,
+        description="Pay for a new generation although an earlier one for the same inputs may exist: use it "
+        "only when the failure message asks for it (an answer that never came back from a vendor that cannot "
+        "be asked, a job the vendor lost, a result file broken twice). Applied once per run (a retried step "
+        "resumes the forced job) and recorded in the lineage.")
 
 
 # Which run-config knobs each provider understands; others would be rejected as unknown options.
 TIER_PROVIDERS = ("scenario", "pixazo")
 
-# Transient failures (vendor 5xx after the client's own retries, a timeout) are retried by Dagster;
-# errors that retrying cannot fix (bad art, missing key, out of balance, budget) are raised with
+# Transient failures (vendor 5xx on a poll after the client's own retries, a refused-for-now submission)
+# are retried by Dagster; a retry never pays twice: an ambiguous submission is in the write-ahead
+# intent and is resolved, not resent (pipeline/providers/runner.py). Errors that retrying cannot fix
+# (bad art, missing key, out of balance, budget, an unresolved paid submission) are raised with
 # allow_retries=False and fail at once with their reason.
 GENERATION_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -109,7 +118,8 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
     try:
         provider = make_provider(provider_name, base_url=config.base_url, options=options)
         with provider_slot(context, provider_name):
-            gen = generate(provider, request, store, log=context.log.info, budget=budget)
+            gen = generate(provider, request, store, log=context.log.info, budget=budget,
+                           force_resubmit=context.run.run_id if config.force_resubmit else None)
     except ProviderError as exc:
         raise dg.Failure(description=f"asset {asset_id}: concept folder {concept_art['folder']}: {exc}",
                          allow_retries=getattr(exc, "retryable", False)) from None
@@ -134,6 +144,9 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
         "params": gen.params,
         "raw_glb_sha256": gen.glb_sha256,
         "glb_sha256": sha,
+        "cost_usd": gen.cost_usd,
+        "cost_source": gen.cost_source,
+        "force_resubmit": gen.force_resubmit,  # the run that deliberately paid over an earlier submission
     }
     manifest = {
         "asset_id": asset_id,

@@ -18,9 +18,21 @@ from typing import Any, Literal, Protocol
 
 
 class ProviderError(RuntimeError):
-    """A generation failed; the message is safe to show (never contains secrets)."""
+    """A generation failed; the message is safe to show (never contains secrets).
+
+    `accepted` answers "did the vendor take the paid request?" for errors raised by `submit`:
+    False when it provably did not (refused with a 4xx, never reached, 429), None when nobody can
+    tell (a timeout after the body was sent, a 5xx behind a gateway, a garbled answer). The runner
+    only forgets a write-ahead intent on False; everything else is resolved with the vendor.
+    """
 
     retryable: bool = False
+    accepted: bool | None = None
+
+    def __init__(self, message: str = "", *, accepted: bool | None = None):
+        super().__init__(message)
+        if accepted is not None:
+            self.accepted = accepted
 
 
 class RetryableProviderError(ProviderError):
@@ -88,23 +100,86 @@ class JobHandle:
 
 @dataclass
 class JobStatus:
-    state: Literal["queued", "running", "succeeded", "failed"]
+    # "missing": the vendor does not know the job right now (restarted, not yet registered, expired).
+    # It is never read as "failed": the job was paid for, so the runner keeps asking for a while.
+    state: Literal["queued", "running", "succeeded", "failed", "missing"]
     progress: float | None = None
     message: str = ""
     retry_after_s: float | None = None
+    charged_usd: float | None = None  # what the vendor says it charged, where it says so
+    refunded: bool = False  # the vendor says it did not keep the money (goneural `refunded`, Pixazo ERROR)
 
 
 class Provider(Protocol):
+    """Every member the runner uses. Offline providers set `paid = False`, `can_lookup = False`."""
+
     name: str
     model: str
+    paid: bool  # a submission may cost money: write-ahead intents, no automatic resubmission
+    can_lookup: bool  # the vendor can be asked about a submission by the id Kiln chose before sending
+    lookup_window_s: float  # how long the vendor remembers a task (a "not found" after that proves nothing)
+    settle_s: float  # how long after sending a "not found" starts to mean "never arrived"
+    poll_interval_s: float
+    deadline_s: float
+    max_glb_bytes: int
+    missing_grace_s: float  # how long a job may be unknown to the vendor before the run gives up on it
 
     def params(self, request: GenerationRequest) -> dict[str, Any]:
         """The provider parameters that go into the request fingerprint (validated here)."""
 
     def cost_usd(self, params: dict[str, Any]) -> float: ...
 
-    def submit(self, request: GenerationRequest, request_hash: str) -> JobHandle: ...
+    def summary(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Tier and seed as the vendor names them, for the generation's metadata."""
+
+    def require_credentials(self) -> None:
+        """Raise before any request when a key is missing."""
+
+    def needs_image_urls(self, request: GenerationRequest) -> bool:
+        """True when the views must be reachable by URL (presigned GET URLs from the blob store)."""
+
+    def new_client_id(self) -> str | None:
+        """A fresh id for the next submission, chosen here so it is in the intent before sending."""
+
+    def submit(self, request: GenerationRequest, request_hash: str, client_id: str | None = None) -> JobHandle:
+        ...
+
+    def lookup(self, client_id: str, request_hash: str) -> JobHandle | None:
+        """The job the vendor holds under `client_id`, None when it provably has none (can_lookup only)."""
 
     def poll(self, handle: JobHandle) -> JobStatus: ...
 
     def fetch(self, handle: JobHandle) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class OfflineProviderBase:
+    """The protocol members an offline provider (no network, no money) shares."""
+
+    paid = False
+    can_lookup = False
+    lookup_window_s = 0.0
+    settle_s = 0.0
+    poll_interval_s = 0.05
+    deadline_s = 3600.0
+    max_glb_bytes = 512 * 1024 * 1024
+    missing_grace_s = 0.0
+
+    def summary(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"tier": params.get("tier"), "seed": params.get("seed")}
+
+    def require_credentials(self) -> None:
+        return None
+
+    def needs_image_urls(self, request: GenerationRequest) -> bool:
+        return False
+
+    def new_client_id(self) -> str | None:
+        return None
+
+    def lookup(self, client_id: str, request_hash: str) -> JobHandle | None:
+        raise ProviderError(f"{getattr(self, 'name', 'provider')}: nothing to look up offline")
+
+    def close(self) -> None:
+        return None

@@ -5,22 +5,28 @@
   result downloads use a separate client that sends no credentials at all.
 - Retries are bounded (`max_attempts`): 429 waits for `Retry-After` (seconds or an HTTP date, as
   RFC 9110 allows), 5xx, timeouts and connection errors back off exponentially with full jitter.
-- A *submission* (the call that costs money) is only retried when the vendor surely did not take
-  it: 429, 5xx, or a connection that never opened. A timeout after the body was sent is ambiguous
-  (the vendor may have accepted and billed the job), so it raises `AmbiguousSubmitError` instead of
-  blindly sending the job again; clients that can ask the vendor (Runware, by task UUID) resolve it.
-- Every message that leaves this module is passed through `redact`, so keys, secrets and Basic-auth
-  tokens never reach logs, metadata or exception texts, even when a vendor echoes them back.
+- A *submission* (the call that costs money) is only retried when the vendor provably did not take
+  it: a connection that never opened, 429, and 503 where the vendor's gateway answers it before the
+  job exists (`submit_retry_statuses`; Runware documents 503 as possibly upstream, so not there).
+  Everything else after the body left (a timeout, a reset, 500/502/504 from a gateway, an answer
+  that cannot be read) is ambiguous: `AmbiguousSubmitError`, never re-sent here; the runner resolves
+  it through the write-ahead intent. Errors carry `accepted=False` when the vendor provably did not
+  take the job (a 4xx refusal, no connection, 429), which is what lets the runner forget an intent.
+- Every message that leaves this module is passed through `redact`, so keys, secrets, Basic-auth
+  tokens and presigned-URL signatures never reach logs, metadata or exception texts, even when a
+  vendor echoes them back.
 """
 
 from __future__ import annotations
 
+import difflib
 import email.utils
 import functools
 import json
 import logging
 import os
 import random
+import re
 import ssl
 import time
 from typing import Any, Callable, Iterable, Mapping
@@ -41,7 +47,10 @@ MAX_RETRY_AFTER_S = 600.0  # a vendor asking for a longer pause fails the step (
 DEFAULT_MAX_GLB_BYTES = 512 * 1024 * 1024  # Rodin HighPack output (4K textures, high-poly) stays well below
 DEFAULT_POLL_INTERVAL_S = 5.0
 DEFAULT_DEADLINE_S = 3600.0
+DEFAULT_SETTLE_S = 10.0
+DEFAULT_MISSING_GRACE_S = 300.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+SUBMIT_RETRY_STATUSES = frozenset({429, 503})  # answered before a job exists (see the module docstring)
 
 
 @functools.cache
@@ -58,28 +67,36 @@ def _sleep(seconds: float) -> None:
 class ProviderHttpError(ProviderError):
     """A vendor answered with an HTTP error; `status` is kept so callers can react (e.g. 403 = expired URL)."""
 
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, status: int | None = None, *, accepted: bool | None = None):
+        super().__init__(message, accepted=accepted)
         self.status = status
 
 
 class RetryableHttpError(RetryableProviderError):
+    def __init__(self, message: str, status: int | None = None, *, accepted: bool | None = None):
+        super().__init__(message, accepted=accepted)
+        self.status = status
+
+
+class AmbiguousSubmitError(ProviderError):
+    """The submission was sent but no usable answer came back: the vendor may have accepted (and billed) it."""
+
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
 
 
-class AmbiguousSubmitError(RetryableProviderError):
-    """The submission was sent but no answer came back: the vendor may have accepted (and billed) it."""
-
-    maybe_submitted = True
+# Query parameters of presigned URLs that are credentials (AWS SigV4/SigV2, GCS, Azure SAS).
+_SIGNATURE_PARAMS = re.compile(
+    r"((?<![A-Za-z0-9_-])(?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|"
+    r"Signature|AWSAccessKeyId|sig|se)=)[^&\s\"'<>]+", re.IGNORECASE)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
-    return text
+    return _SIGNATURE_PARAMS.sub(r"\1[redacted]", text)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -150,8 +167,10 @@ class HttpClient:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff_base_s: float = DEFAULT_BACKOFF_BASE_S,
         backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
+        submit_retry_statuses: frozenset[int] = SUBMIT_RETRY_STATUSES,
     ):
         self.provider = provider
+        self.submit_retry_statuses = submit_retry_statuses
         self.secrets = tuple(s for s in secrets if s)
         self.key_hint = key_hint
         self.max_attempts = max(1, int(max_attempts))
@@ -176,8 +195,10 @@ class HttpClient:
         """Send with retries; returns a 2xx response (or one `ok` accepts), else raises a clear error.
 
         `what` names the call in messages ("submit", "poll job 123"); `idempotent=False` marks a
-        submission, which is not re-sent after an ambiguous failure.
+        submission, which is not re-sent after an ambiguous failure (see the module docstring).
+        Every error raised for an idempotent call says `accepted=False`: it is not the paid call.
         """
+        retry_statuses = RETRY_STATUSES if idempotent else self.submit_retry_statuses
         attempt = 0
         while True:
             attempt += 1
@@ -191,9 +212,7 @@ class HttpClient:
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 if not idempotent:
                     raise AmbiguousSubmitError(self.redact(
-                        f"{self.provider}: {what} was sent but no answer came back ({type(exc).__name__}); "
-                        "the vendor may have accepted and billed it, so Kiln does not send it again "
-                        "automatically. Check the vendor's dashboard before re-running."
+                        f"{self.provider}: {what} was sent but no answer came back ({type(exc).__name__})"
                     )) from None
                 self._wait_or_raise(last, attempt, what, f"{type(exc).__name__}", None)
                 continue
@@ -201,7 +220,13 @@ class HttpClient:
                 return response
             if response.is_success:
                 return response
-            if response.status_code in RETRY_STATUSES:
+            if not idempotent and response.status_code >= 500 and response.status_code not in retry_statuses:
+                detail = vendor_message(response)
+                raise AmbiguousSubmitError(self.redact(
+                    f"{self.provider}: {what} got HTTP {response.status_code}{f' ({detail})' if detail else ''}, "
+                    "which a gateway can send after the vendor took the job"
+                ), response.status_code)
+            if response.status_code in retry_statuses:
                 # Retry-After comes with 429 and, by RFC 9110, may come with 503 too.
                 delay = retry_after_seconds(response.headers.get("Retry-After"))
                 if delay is not None and delay > MAX_RETRY_AFTER_S:
@@ -209,7 +234,7 @@ class HttpClient:
                         f"{self.provider}: {what} got HTTP {response.status_code}; the vendor asks to wait "
                         f"{delay:.0f} s, longer than Kiln waits inline ({MAX_RETRY_AFTER_S:.0f} s). "
                         "Retry the step later or lower the concurrency limit for this provider."
-                    ), response.status_code)
+                    ), response.status_code, accepted=False)
                 reason = f"HTTP {response.status_code}"
                 detail = vendor_message(response)
                 if detail:
@@ -225,7 +250,7 @@ class HttpClient:
                 f"{self.provider}: {what} failed after {attempt} attempts: {reason}. "
                 "The vendor may be having a bad day; the step can be retried (a recorded job is resumed, "
                 "not paid for again)."
-            ), status)
+            ), status, accepted=False)
         if delay is None:
             delay = backoff_seconds(attempt - 1, self.backoff_base_s, self.backoff_max_s)
         logger.warning("%s", self.redact(
@@ -250,7 +275,7 @@ class HttpClient:
         }.get(status, "the vendor refused the request")
         return ProviderHttpError(self.redact(
             f"{self.provider}: {what} failed with HTTP {status}{detail_txt} ({hint})"
-        ), status)
+        ), status, accepted=False if status < 500 else None)
 
     def json(self, response: httpx.Response, what: str) -> Any:
         try:
@@ -349,11 +374,15 @@ class RemoteProvider:
     model: str = ""
     default_base_url: str = ""
     key_vars: tuple[str, ...] = ()
-    needs_image_urls = False  # True: the vendor only takes image URLs (presigned S3 GET URLs)
+    image_urls_only = False  # True: the vendor only takes image URLs (presigned S3 GET URLs)
     generation_options: frozenset[str] = frozenset()
+    paid = True
+    can_lookup = False  # only vendors whose API takes a client-chosen id and answers for it
+    lookup_window_s = 0.0
+    submit_retry_statuses = SUBMIT_RETRY_STATUSES
     CLIENT_OPTIONS = frozenset({
         "poll_interval_s", "deadline_s", "timeout_s", "max_attempts", "backoff_base_s", "backoff_max_s",
-        "max_glb_bytes", "price_usd",
+        "max_glb_bytes", "price_usd", "usd_per_credit", "settle_s", "missing_grace_s",
     })
 
     def __init__(self, *, base_url: str | None = None, options: dict[str, Any] | None = None):
@@ -365,6 +394,11 @@ class RemoteProvider:
         self.poll_interval_s = self._float_option("poll_interval_s", DEFAULT_POLL_INTERVAL_S)
         self.deadline_s = self._float_option("deadline_s", DEFAULT_DEADLINE_S)
         self.max_glb_bytes = int(self._float_option("max_glb_bytes", DEFAULT_MAX_GLB_BYTES))
+        # A submission that vanished in transit may still be on its way into the vendor's queue:
+        # a look-up only proves "never arrived" this long after sending.
+        self.settle_s = self._float_option("settle_s", DEFAULT_SETTLE_S)
+        # A vendor restarting can forget in-flight jobs for a while; a paid job is not given up sooner.
+        self.missing_grace_s = self._float_option("missing_grace_s", DEFAULT_MISSING_GRACE_S)
         self._http: HttpClient | None = None
 
     def _float_option(self, key: str, default: float) -> float:
@@ -407,6 +441,25 @@ class RemoteProvider:
     def require_credentials(self) -> None:
         self.credentials()
 
+    def needs_image_urls(self, request: GenerationRequest) -> bool:
+        return self.image_urls_only and bool(request.images)
+
+    def new_client_id(self) -> str | None:
+        return None  # most vendors name the job themselves, in the answer
+
+    def lookup(self, client_id: str, request_hash: str) -> JobHandle | None:
+        raise ProviderError(f"{self.name}: the vendor cannot be asked about a submission Kiln did not hear back from")
+
+    def credits_usd(self, credits: Any) -> float | None:
+        """Vendor credits in USD, when the account's credit price is configured (option or environment)."""
+        raw = self.options.get("usd_per_credit", os.environ.get(f"KILN_{self.name.upper()}_USD_PER_CREDIT"))
+        if raw in (None, "") or not isinstance(credits, (int, float)) or isinstance(credits, bool):
+            return None
+        try:
+            return round(float(credits) * float(raw), 4)
+        except (TypeError, ValueError):
+            raise ProviderError(f"{self.name}: usd_per_credit={raw!r} is not a number of US dollars") from None
+
     def auth_headers(self, creds: dict[str, str]) -> dict[str, str]:
         return {}
 
@@ -427,6 +480,7 @@ class RemoteProvider:
                 max_attempts=int(self._float_option("max_attempts", DEFAULT_MAX_ATTEMPTS)),
                 backoff_base_s=self._float_option("backoff_base_s", DEFAULT_BACKOFF_BASE_S),
                 backoff_max_s=self._float_option("backoff_max_s", DEFAULT_BACKOFF_MAX_S),
+                submit_retry_statuses=self.submit_retry_statuses,
             )
         return self._http
 
@@ -474,8 +528,11 @@ class RemoteProvider:
 
     def check_views(self, request: GenerationRequest, *, max_views: int = 5, text_ok: bool = False) -> None:
         if len(request.images) > max_views:
-            raise ProviderError(f"{self.name}: asset {request.asset_id!r} has {len(request.images)} views; "
-                                f"this provider takes at most {max_views}")
+            multi = "runware, scenario or pixazo (up to 5 views)"
+            raise ProviderError(
+                f"{self.name}: asset {request.asset_id!r} has {len(request.images)} views; this provider takes "
+                + ("exactly one image (the API has a single image field): keep one view in the folder, or "
+                   f"choose {multi}" if max_views == 1 else f"at most {max_views}"))
         if not request.images and not (text_ok and request.prompt):
             raise ProviderError(
                 f"{self.name}: asset {request.asset_id!r} has no concept images and no prompt" if text_ok else
@@ -529,9 +586,17 @@ def check_bool(name: str, provider: str, value: Any) -> bool:
 
 
 def check_choice(name: str, provider: str, value: Any, choices: Iterable[str]) -> str:
+    """One of the vendor's documented values; a near miss names the value that was probably meant."""
     choices = tuple(choices)
     if value not in choices:
-        raise ProviderError(f"{provider}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
+        hint = ""
+        if isinstance(value, str):
+            by_case = {c.lower().replace(" ", "").replace("-", ""): c for c in choices}
+            close = by_case.get(value.lower().replace(" ", "").replace("-", "").replace("_", ""))
+            close = close or next(iter(difflib.get_close_matches(value, choices, n=1, cutoff=0.6)), None)
+            hint = f" (did you mean {close!r}?)" if close else ""
+        raise ProviderError(f"{provider}: {name}={value!r} is not one of {', '.join(map(repr, choices))}{hint}",
+                            accepted=False)
     return value
 
 

@@ -45,6 +45,7 @@ class Hunyuan3DProvider(RemoteProvider):
     model = "Hunyuan3D-2 (api_server)"
     default_base_url = "http://127.0.0.1:8081"
     key_vars = ()
+    paid = False  # self-hosted: a lost submission costs GPU time, not money, so it is simply sent again
     generation_options = frozenset(DEFAULTS)
     CLIENT_OPTIONS = RemoteProvider.CLIENT_OPTIONS | {"mode"}
 
@@ -82,13 +83,14 @@ class Hunyuan3DProvider(RemoteProvider):
         # One view: the server conditions on a single image (the first view seeds the materials).
         return {**self.params(request), "image": base64.b64encode(request.images[0].data).decode(), "type": "glb"}
 
-    def submit(self, request: GenerationRequest, request_hash: str) -> JobHandle:
+    def submit(self, request: GenerationRequest, request_hash: str, client_id: str | None = None) -> JobHandle:
         body = self._body(request)
         if self.mode == "generate":
             response = self.http.request("POST", "/generate", json=body, what="generate", idempotent=False,
                                          ok=lambda r: r.status_code == 404 and _is_server_error(r))
             if response.status_code == 404:
-                raise ProviderError(f"{self.name}: the server failed to generate: {response.json().get('text')}")
+                raise ProviderError(f"{self.name}: the server failed to generate: {response.json().get('text')}",
+                                    accepted=False)
             handle = JobHandle(self.name, f"generate-{request_hash[:12]}", request_hash, time.time(),
                                {"mode": "generate"})
             handle.result_glb = response.content

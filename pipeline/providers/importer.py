@@ -9,10 +9,10 @@ import time
 from typing import Any
 
 from ..geometry.glb import GlbError, read_glb
-from .base import GenerationRequest, JobHandle, JobStatus, ProviderError
+from .base import GenerationRequest, JobHandle, JobStatus, OfflineProviderBase, ProviderError
 
 
-class ImportProvider:
+class ImportProvider(OfflineProviderBase):
     name = "import"
     model = "model.glb"
 
@@ -29,7 +29,7 @@ class ImportProvider:
     def cost_usd(self, params: dict[str, Any]) -> float:
         return 0.0
 
-    def submit(self, request: GenerationRequest, request_hash: str) -> JobHandle:
+    def submit(self, request: GenerationRequest, request_hash: str, client_id: str | None = None) -> JobHandle:
         data = request.model_glb
         try:
             # Refuse a broken import here, with the reader's reason (skinned models pass: the

@@ -13,10 +13,10 @@ from typing import Any
 from ..categories import category
 from ..geometry.glb import write_glb
 from ..settings import KILN_VERSION
-from .base import GenerationRequest, JobHandle, JobStatus, ProviderError
+from .base import GenerationRequest, JobHandle, JobStatus, OfflineProviderBase, ProviderError
 
 
-class LocalProvider:
+class LocalProvider(OfflineProviderBase):
     name = "local"
     model = "kiln-reconstruct"
 
@@ -48,7 +48,7 @@ class LocalProvider:
     def cost_usd(self, params: dict[str, Any]) -> float:
         return 0.0
 
-    def submit(self, request: GenerationRequest, request_hash: str) -> JobHandle:
+    def submit(self, request: GenerationRequest, request_hash: str, client_id: str | None = None) -> JobHandle:
         from ..geometry.reconstruct import ReconstructionConfig, reconstruct
 
         params = self.params(request)

@@ -13,8 +13,12 @@ processing answer or the success answer. Failures answer `status: "error"` (or `
 `message`, often with HTTP 200. The files in `output[]` can appear a little after the status says
 success (the answer's `future_links`), so a 404 on download is retried like a 5xx.
 
-Only the first view is sent (the one that seeds the materials): the documented `image` is a
-single URL, and how `multi_image` takes several is not documented.
+The documented `image` is a single URL and how `multi_image` would take several is not documented,
+so a folder with several views is refused (one clear line) instead of silently sending only the
+first; `multi_image` stays false. A fetch answering "Request not found" is reported as missing
+(never failed: the request was paid for). ModelsLab names the request itself and offers no look-up
+by a client-chosen id (`track_id` only labels webhooks), so an unanswered submission is left to the
+artist (see the runner).
 """
 
 from __future__ import annotations
@@ -45,12 +49,12 @@ class ModelsLabProvider(RemoteProvider):
     model = "image_to_3d"
     default_base_url = "https://modelslab.com/api/v6"
     key_vars = ("MODELSLAB_API_KEY",)
-    needs_image_urls = True
+    image_urls_only = True
     generation_options = frozenset(DEFAULTS) | {"output_format"}
 
     def params(self, request: GenerationRequest) -> dict[str, Any]:
         opts = self.merged_options(request)
-        self.check_views(request, max_views=5)
+        self.check_views(request, max_views=1)
         if opts.get("output_format", "glb") != "glb":
             raise ProviderError(f"{self.name}: output_format={opts['output_format']!r}; Kiln needs 'glb'")
         p = dict(DEFAULTS)
@@ -69,7 +73,9 @@ class ModelsLabProvider(RemoteProvider):
         check_int("chunk_size", n, p["chunk_size"], 1, 12000)
         check_int("seed", n, p["seed"], 0)
         check_bool("render", n, p["render"])
-        check_bool("multi_image", n, p["multi_image"])
+        if check_bool("multi_image", n, p["multi_image"]):
+            raise ProviderError(f"{n}: multi_image=true is not supported: ModelsLab does not document how several "
+                                "images are sent")
         check_choice("temp", n, p["temp"], ("yes", "no"))
         return p
 
@@ -82,7 +88,7 @@ class ModelsLabProvider(RemoteProvider):
             raise ProviderError(f"{self.name}: {what}: unexpected answer shape")
         return body
 
-    def submit(self, request: GenerationRequest, request_hash: str) -> JobHandle:
+    def submit(self, request: GenerationRequest, request_hash: str, client_id: str | None = None) -> JobHandle:
         params = self.params(request)
         urls = self.image_urls(request)
         body = {"key": self._key(), "image": urls[0], "output_format": "glb", **params,
@@ -94,7 +100,7 @@ class ModelsLabProvider(RemoteProvider):
         if status in ("error", "failed") or response.status_code >= 400:
             raise ProviderError(self.http.redact(
                 f"{self.name}: image_to_3d was refused: {message_from_json(answer) or status}"
-                + (f" (check {self.key_vars[0]})" if "key" in str(answer).lower() else "")))
+                + (f" (check {self.key_vars[0]})" if "key" in str(answer).lower() else "")), accepted=False)
         job_id = answer.get("id")
         if job_id is None:
             raise ProviderError(f"{self.name}: the image_to_3d answer has no id")
@@ -116,8 +122,11 @@ class ModelsLabProvider(RemoteProvider):
                 return JobStatus("failed", message="success without output files")
             handle.data["output"] = output
             return JobStatus("succeeded", progress=1.0)
+        message = message_from_json(answer) or str(status)
+        if status in ("error", "failed") and "not found" in message.lower():
+            return JobStatus("missing", message=self.http.redact(message))
         if status in ("error", "failed") or response.status_code >= 400:
-            return JobStatus("failed", message=self.http.redact(message_from_json(answer) or str(status)))
+            return JobStatus("failed", message=self.http.redact(message))
         return JobStatus("running")
 
     def fetch(self, handle: JobHandle) -> bytes:

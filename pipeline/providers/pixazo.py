@@ -13,7 +13,11 @@ Documentation"):
   ERROR ("System error — not charged").
 - Errors: 400 bad request / model not found, 401, 402 insufficient balance (never retried),
   403, 429, 500.
-- $0.40 per generation.
+- $0.40 per generation; ERROR is "System error — not charged", so it releases the reservation.
+- `output.media_url[]` may list several files (a preview next to the model): Kiln takes the one
+  whose path ends in `.glb`, else the only one, and refuses to guess among several.
+- The gateway names the request itself and offers no look-up by a client-chosen id, so an
+  unanswered submission is left to the artist (see the runner).
 
 The key is only sent to the gateway's own origin: a `polling_url` on another host is not followed
 (the status URL is rebuilt on the gateway instead), and result files are fetched without it.
@@ -27,7 +31,7 @@ from typing import Any
 import httpx
 
 from .base import GenerationRequest, JobHandle, JobStatus, ProviderError
-from .http import RemoteProvider, check_choice, same_origin
+from .http import ProviderHttpError, RemoteProvider, check_choice, same_origin
 
 DEFAULTS: dict[str, Any] = {
     "condition_mode": "concat",
@@ -52,7 +56,7 @@ class PixazoProvider(RemoteProvider):
     model = "hyper3d-rodin-259"
     default_base_url = "https://gateway.pixazo.ai/hyper3d-rodin-259/v1"
     key_vars = ("PIXAZO_API_KEY",)
-    needs_image_urls = True
+    image_urls_only = True
     generation_options = frozenset(DEFAULTS) | {"geometry_file_format"}
 
     def auth_headers(self, creds: dict[str, str]) -> dict[str, str]:
@@ -83,7 +87,7 @@ class PixazoProvider(RemoteProvider):
         url = httpx.URL(self.base_url)
         return f"{url.scheme}://{url.netloc.decode()}"
 
-    def submit(self, request: GenerationRequest, request_hash: str) -> JobHandle:
+    def submit(self, request: GenerationRequest, request_hash: str, client_id: str | None = None) -> JobHandle:
         params = self.params(request)
         body: dict[str, Any] = {**params, "geometry_file_format": "glb"}
         if request.images:
@@ -107,7 +111,12 @@ class PixazoProvider(RemoteProvider):
         return answer if isinstance(answer, dict) else {}
 
     def poll(self, handle: JobHandle) -> JobStatus:
-        answer = self._status(handle)
+        try:
+            answer = self._status(handle)
+        except ProviderHttpError as exc:
+            if exc.status == 404:
+                return JobStatus("missing", message=str(exc))
+            raise
         status = str(answer.get("status") or "").upper()
         if status == "COMPLETED":
             urls = list((answer.get("output") or {}).get("media_url") or [])
@@ -118,11 +127,23 @@ class PixazoProvider(RemoteProvider):
         if status == "FAILED":
             return JobStatus("failed", message=self.http.redact(f"FAILED: {answer.get('error') or 'no reason given'}"))
         if status == "ERROR":
-            return JobStatus("failed", message=self.http.redact(
+            return JobStatus("failed", refunded=True, charged_usd=0.0, message=self.http.redact(
                 f"ERROR (a gateway system error; Pixazo does not charge for it): {answer.get('error') or 'no detail'}"))
         if status == "PROCESSING":
             return JobStatus("running")
         return JobStatus("queued")
 
     def fetch(self, handle: JobHandle) -> bytes:
-        return self.download_result(handle, "media_url", pick=lambda urls: urls[0])
+        return self.download_result(handle, "media_url", pick=lambda urls: pick_glb(self.name, handle.job_id, urls))
+
+
+def pick_glb(provider: str, job_id: str, urls: list[str]) -> str:
+    """The model among the result files: the `.glb`, else the only file; never a guess among several."""
+    glbs = [u for u in urls if str(u).split("?", 1)[0].lower().endswith(".glb")]
+    if len(glbs) == 1 or (glbs and len(set(glbs)) == 1):
+        return glbs[0]
+    if len(urls) == 1:
+        return urls[0]
+    paths = ", ".join(str(u).split("?", 1)[0].rsplit("/", 1)[-1] for u in urls)
+    raise ProviderError(f"{provider}: request {job_id} returned {len(urls)} files ({paths}) and "
+                        f"{'several' if glbs else 'none'} of them end in .glb; Kiln will not guess which is the model")

@@ -32,7 +32,7 @@ PRICES: dict[str, Price] = {
     "runware": Price(0.40, False, "estimate: Rodin Gen-2 on Runware bills per task; set price_usd for your account"),
     "scenario": Price(0.50, False, "estimate for Gen-2.5-Medium; Scenario bills in compute units"),
     "modelslab": Price(0.05, False, "estimate: ModelsLab bills image_to_3d per call or by plan"),
-    "neural4d": Price(0.50, False, "estimate: Neural4D bills premium-v1 tasks in credits (task.creditUsed)"),
+    "goneural": Price(0.50, False, "estimate: goneural.ai bills premium-v1 tasks in credits (task.creditUsed)"),
     "hunyuan3d": Price(0.0, True, "self-hosted Hunyuan3D-2 api_server: no per-call fee (your GPU time)"),
     "local": Price(0.0, True, "offline reconstruction"),
     "import": Price(0.0, True, "the concept folder's own model.glb"),

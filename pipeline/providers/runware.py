@@ -19,8 +19,16 @@ Filled in from other Runware documents:
   `useOriginalAlpha` needs `inputs.images` (runware.ai/docs/models/hyper3d-rodin-gen-1,
   "Compatibility & Validation"; Gen-2 uses the same settings, per the topology guide).
 
-The task UUID is ours, which makes an ambiguous submission (sent, no answer) resolvable: Kiln asks
-`getResponse` whether the task arrived before sending it again with the same UUID.
+Never paying twice (runware.ai/docs/platform/task-polling and /task-details): the taskUUID is
+Kiln's, fresh per submission ("must be unique per task") and written into the runner's intent before
+the request leaves. An ambiguous submission is resolved by that id: `getResponse` answers for
+*active* tasks only, so its "not found" alone proves nothing (a finished task is no longer active);
+`getTaskDetails` answers for any previously executed task. Found by either: the job is resumed;
+found by neither (after the runner's settle time): the task never arrived, and is sent again with a
+new UUID. A poll that `getResponse` no longer knows is asked of `getTaskDetails` too, and reported
+"missing" (never "failed") if neither knows it. 503 is documented as possibly upstream, so a
+submission answered 503 is ambiguous here, not retried. `includeCost` makes Runware report what each
+task cost in USD, which the spend ledger then records instead of the estimate.
 """
 
 from __future__ import annotations
@@ -31,9 +39,22 @@ from typing import Any
 
 from . import pricing
 from .base import GenerationRequest, JobHandle, JobStatus, ProviderError
-from .http import AmbiguousSubmitError, RemoteProvider, check_int, check_str, data_uri, message_from_json
+from .http import RemoteProvider, check_bool, check_choice, check_int, check_str, data_uri, message_from_json
 
 MODEL = "hyper3d:rodin@gen-2"
+
+# Rodin Gen-2 settings as Runware documents them (runware.ai/docs/models/hyper3d-rodin-gen-2 and its
+# "topology and polygon budget" guide); values are Hyper3D's own (hyper3d.ai API: quality, mesh_mode,
+# material, quality_override 500..1,000,000 faces for Raw, 1,000..200,000 for Quad).
+SETTINGS_CHOICES: dict[str, tuple[str, ...]] = {
+    "quality": ("high", "medium", "low", "extra-low"),
+    "meshMode": ("Quad", "Raw"),
+    "material": ("PBR", "Shaded", "All"),
+}
+SETTINGS_BOOLS = ("useOriginalAlpha", "TAPose", "hdTexture")
+ADDONS = ("HighPack",)
+POLY_RANGE = {"Raw": (500, 1_000_000), "Quad": (1_000, 200_000)}
+NOT_FOUND_CODES = ("taskNotFound", "notFound", "taskUUIDNotFound")
 
 
 class RunwareProvider(RemoteProvider):
@@ -42,6 +63,9 @@ class RunwareProvider(RemoteProvider):
     default_base_url = "https://api.runware.ai/v1"
     key_vars = ("RUNWARE_API_KEY",)
     generation_options = frozenset({"model", "seed", "settings"})
+    can_lookup = True
+    lookup_window_s = 30 * 24 * 3600.0  # getTaskDetails answers for past tasks; no retention is documented
+    submit_retry_statuses = frozenset({429})
 
     def auth_headers(self, creds: dict[str, str]) -> dict[str, str]:
         return {"Authorization": f"Bearer {creds['RUNWARE_API_KEY']}"}
@@ -54,6 +78,24 @@ class RunwareProvider(RemoteProvider):
         if not isinstance(settings, dict):
             raise ProviderError(f"{self.name}: option settings={settings!r} must be a table of Rodin settings")
         settings = dict(settings)
+        known = set(SETTINGS_CHOICES) | set(SETTINGS_BOOLS) | {"addons", "polyCount"}
+        for key in settings:
+            if key not in known:
+                check_choice("settings key", self.name, key, sorted(known))
+        for key, choices in SETTINGS_CHOICES.items():
+            if key in settings:
+                check_choice(f"settings.{key}", self.name, settings[key], choices)
+        for key in SETTINGS_BOOLS:
+            if key in settings:
+                check_bool(f"settings.{key}", self.name, settings[key])
+        if "addons" in settings:
+            addons = settings["addons"] if isinstance(settings["addons"], list) else [settings["addons"]]
+            for addon in addons:
+                check_choice("settings.addons", self.name, addon, ADDONS)
+            settings["addons"] = addons
+        if "polyCount" in settings:
+            lo, hi = POLY_RANGE[settings.get("meshMode", "Quad")]
+            check_int("settings.polyCount", self.name, settings["polyCount"], lo, hi)
         if request.images and "useOriginalAlpha" not in settings and all(i.has_alpha for i in request.images):
             settings["useOriginalAlpha"] = True  # cut-out concept art: its alpha is the silhouette
         if settings.get("useOriginalAlpha") and not request.images:
@@ -76,14 +118,16 @@ class RunwareProvider(RemoteProvider):
 
     def cost_usd(self, params: dict[str, Any]) -> float:
         addons = params.get("settings", {}).get("addons") or []
-        highpack = "HighPack" in (addons if isinstance(addons, list) else [addons])
-        return pricing.price_usd(self.name, highpack=highpack, options=self.options)
+        return pricing.price_usd(self.name, highpack="HighPack" in addons, options=self.options)
 
     # ------------------------------------------------------------------------------------------
 
-    def submit(self, request: GenerationRequest, request_hash: str) -> JobHandle:
+    def new_client_id(self) -> str:
+        return str(uuid.uuid4())
+
+    def submit(self, request: GenerationRequest, request_hash: str, client_id: str | None = None) -> JobHandle:
         params = self.params(request)
-        task_uuid = str(uuid.uuid4())
+        task_uuid = client_id or self.new_client_id()
         task: dict[str, Any] = {
             "taskType": "3dInference",
             "taskUUID": task_uuid,
@@ -91,6 +135,7 @@ class RunwareProvider(RemoteProvider):
             "deliveryMethod": "async",
             "outputType": "URL",
             "outputFormat": "GLB",
+            "includeCost": True,
         }
         if request.images:
             task["inputs"] = {"images": [data_uri(img) for img in request.images]}  # first view first
@@ -100,16 +145,11 @@ class RunwareProvider(RemoteProvider):
             task["seed"] = params["seed"]
         if params["settings"]:
             task["settings"] = params["settings"]
-        try:
-            body = self._send([task], "submit the 3dInference task", idempotent=False)
-        except AmbiguousSubmitError:
-            # We chose the UUID: ask Runware whether the task arrived before sending it again.
-            if self._known(task_uuid):
-                return self._handle(task_uuid, request_hash)
-            body = self._send([task], "submit the 3dInference task (again, same taskUUID)", idempotent=False)
+        body = self._send([task], "submit the 3dInference task", idempotent=False)
         errors = [e for e in body.get("errors") or [] if e.get("taskUUID") in (None, task_uuid)]
         if errors:
-            raise ProviderError(self.http.redact(f"{self.name}: the task was refused: {message_from_json(errors)}"))
+            raise ProviderError(self.http.redact(f"{self.name}: the task was refused: {message_from_json(errors)}"),
+                                accepted=False)
         if not any(item.get("taskUUID") == task_uuid for item in body.get("data") or []):
             raise ProviderError(f"{self.name}: the submit answer does not acknowledge task {task_uuid}")
         return self._handle(task_uuid, request_hash)
@@ -126,32 +166,57 @@ class RunwareProvider(RemoteProvider):
             raise ProviderError(f"{self.name}: {what}: unexpected answer shape")
         return body
 
-    def _known(self, task_uuid: str) -> bool:
-        try:
-            body = self._send([{"taskType": "getResponse", "taskUUID": task_uuid}], "look up the task")
-        except ProviderError:
-            return False
-        return any(item.get("taskUUID") == task_uuid for item in body.get("data") or [])
+    def _details(self, task_uuid: str) -> dict[str, Any] | None:
+        """What `getTaskDetails` knows of a past task: its recorded response envelope, None if nothing."""
+        body = self._send([{"taskType": "getTaskDetails", "taskUUID": task_uuid}], f"task details of {task_uuid}")
+        for item in body.get("data") or []:
+            if item.get("taskUUID") == task_uuid and isinstance(item.get("request"), list):
+                response = item.get("response")
+                return response if isinstance(response, dict) else {}
+        if any(e.get("code") in NOT_FOUND_CODES for e in body.get("errors") or []):
+            return None
+        raise ProviderError(f"{self.name}: getTaskDetails gave no answer about task {task_uuid}")
+
+    def lookup(self, client_id: str, request_hash: str) -> JobHandle | None:
+        status = self._status(client_id, {})
+        if status.state == "missing":
+            return None
+        return self._handle(client_id, request_hash)
 
     def poll(self, handle: JobHandle) -> JobStatus:
-        task_uuid = handle.job_id
+        return self._status(handle.job_id, handle.data)
+
+    def _status(self, task_uuid: str, data: dict[str, Any]) -> JobStatus:
         body = self._send([{"taskType": "getResponse", "taskUUID": task_uuid}], f"poll task {task_uuid}")
         errors = [e for e in body.get("errors") or [] if e.get("taskUUID") in (None, task_uuid)]
+        if errors and all(e.get("code") in NOT_FOUND_CODES for e in errors):
+            # Not among the *active* tasks: finished and gone, or never arrived. Ask the task history.
+            details = self._details(task_uuid)
+            if details is None:
+                return JobStatus("missing", message=f"task {task_uuid} is unknown to getResponse and getTaskDetails")
+            body = details
+            errors = [e for e in body.get("errors") or [] if e.get("taskUUID") in (None, task_uuid)]
+            if not errors and not any(i.get("status") for i in body.get("data") or []):
+                return JobStatus("queued")  # recorded (the acknowledgment) but no outcome yet
         if errors:
             return JobStatus("failed", message=self.http.redact(message_from_json(errors)))
         for item in body.get("data") or []:
             if item.get("taskUUID") != task_uuid:
                 continue
             status = item.get("status")
+            cost = item.get("cost")
+            charged = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
             if status == "success":
                 files = (item.get("outputs") or {}).get("files") or []
                 urls = [f.get("url") for f in files if isinstance(f, dict) and f.get("url")]
                 if not urls:
-                    return JobStatus("failed", message="the task succeeded but returned no file URL")
-                handle.data["url"] = urls[0]
-                return JobStatus("succeeded", progress=1.0)
+                    return JobStatus("failed", message="the task succeeded but returned no file URL",
+                                     charged_usd=charged)
+                data["url"] = urls[0]
+                return JobStatus("succeeded", progress=1.0, charged_usd=charged)
             if status == "error":
-                return JobStatus("failed", message=self.http.redact(message_from_json(item) or "status error"))
+                return JobStatus("failed", message=self.http.redact(message_from_json(item) or "status error"),
+                                 charged_usd=charged)
             return JobStatus("running", progress=item.get("progress"))
         return JobStatus("queued")
 
@@ -166,4 +231,5 @@ def _is_task_error(response) -> bool:
         errors = response.json().get("errors")
     except Exception:  # noqa: BLE001 - not JSON: let the normal error path explain it
         return False
-    return bool(errors) and all(isinstance(e, dict) and e.get("taskUUID") for e in errors)
+    return bool(errors) and all(isinstance(e, dict) and (e.get("taskUUID") or e.get("code") in NOT_FOUND_CODES)
+                                for e in errors)

@@ -17,11 +17,21 @@ Filled in from other Scenario documents:
   (docs.scenario.com/sdk-helpers/jobs).
 Where the failure reason lives on a failed job is not documented; Kiln reads `job.error`, then
 `job.metadata.error`.
+
+Enumerated options: seed 001 names them without listing their values; the values are Hyper3D's
+own for Rodin Gen-2.5 (developer.hyper3d.ai/api-specification/rodin-gen2.5: five tiers,
+`textureMode`, `isSymmetric`, `material`), and `qualityMeshOption` is "<count> Quad|Triangle" like
+the documented default "500K Triangle". `isMicro` "only effective with Extreme High tier" (seed 001)
+is refused elsewhere rather than silently ignored. Cost: the generate answer's `creativeUnitsCost`
+is recorded; with the account's `usd_per_credit` set it replaces the estimate in the spend ledger.
+The job id is Scenario's, and its API has no look-up by a client-chosen id, so an unanswered
+submission is left to the artist (see the runner).
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import time
 from typing import Any
 
@@ -59,6 +69,17 @@ DEFAULTS: dict[str, Any] = {
     "TAPose": False,
 }
 BOOL_OPTIONS = ("hdTexture", "textureDelight", "isMicro", "useOriginalAlpha", "previewRender", "TAPose")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "tier": ("Gen-2.5-Extreme-Low", "Gen-2.5-Low", "Gen-2.5-Medium", "Gen-2.5-High", "Gen-2.5-Extreme-High"),
+    "addons": ("", "HighPack"),
+    "material": ("PBR", "Shaded", "All", "Hybrid", "None"),
+    "geometryInstructMode": ("faithful", "creative"),
+    "textureMode": ("", "legacy", "extreme-low", "low", "medium", "high", "extreme-high"),
+    "isSymmetric": ("unknown", "symmetric", "balanced", "asymmetric"),
+}
+MESH_PRESETS = ("4K Quad", "8K Quad", "18K Quad", "50K Quad", "2K Triangle", "20K Triangle", "150K Triangle",
+                "500K Triangle")
+MESH_OPTION = re.compile(r"^[1-9][0-9]*[KM] (Quad|Triangle)$")
 
 
 class ScenarioProvider(RemoteProvider):
@@ -87,12 +108,16 @@ class ScenarioProvider(RemoteProvider):
         if request.images and all(i.has_alpha for i in request.images):
             params["useOriginalAlpha"] = True  # cut-out concept art: keep its transparency
         params.update({k: v for k, v in opts.items() if k in DEFAULTS})
-        for key in ("tier", "qualityMeshOption", "material", "textureMode", "isSymmetric"):
-            check_str(key, self.name, params[key])
-        check_choice("addons", self.name, params["addons"], ("", "HighPack"))
-        check_choice("geometryInstructMode", self.name, params["geometryInstructMode"], ("faithful", "creative"))
+        for key, choices in CHOICES.items():
+            check_choice(key, self.name, params[key], choices)
+        mesh = check_str("qualityMeshOption", self.name, params["qualityMeshOption"])
+        if not MESH_OPTION.match(mesh):
+            check_choice("qualityMeshOption", self.name, mesh, MESH_PRESETS)  # names the nearest preset
         for key in BOOL_OPTIONS:
             check_bool(key, self.name, params[key])
+        if params["isMicro"] and params["tier"] != "Gen-2.5-Extreme-High":
+            raise ProviderError(f"{self.name}: isMicro=true only works with tier 'Gen-2.5-Extreme-High' "
+                                f"(tier is {params['tier']!r})")
         seed = request.seed if request.seed is not None else opts.get("seed")
         if seed is not None:
             params["seed"] = check_int("seed", self.name, seed, 0)
@@ -112,17 +137,25 @@ class ScenarioProvider(RemoteProvider):
 
     # ------------------------------------------------------------------------------------------
 
-    def submit(self, request: GenerationRequest, request_hash: str) -> JobHandle:
+    def submit(self, request: GenerationRequest, request_hash: str, client_id: str | None = None) -> JobHandle:
         params = self.params(request)
         asset_ids = [self._upload(img.name, data_uri(img)) for img in request.images]  # first view first
         body: dict[str, Any] = {"images": asset_ids, "prompt": request.prompt or "", **params}
         response = self.http.request("POST", f"/v1/generate/custom/{MODEL_ID}", json=body, params=self._query(),
                                      what="submit the Rodin Gen-2.5 generation", idempotent=False)
-        job = (self.http.json(response, "submit") or {}).get("job") or {}
+        answer = self.http.json(response, "submit") or {}
+        job = answer.get("job") or {}
         job_id = job.get("jobId")
         if not job_id:
             raise ProviderError(f"{self.name}: the generate answer has no job id")
-        return JobHandle(self.name, job_id, request_hash, time.time(), {"inputAssetIds": asset_ids})
+        data: dict[str, Any] = {"inputAssetIds": asset_ids}
+        credits = answer.get("creativeUnitsCost")
+        if isinstance(credits, (int, float)):
+            data["credits"] = credits
+            charged = self.credits_usd(credits)
+            if charged is not None:
+                data["charged_usd"] = charged
+        return JobHandle(self.name, job_id, request_hash, time.time(), data)
 
     def _upload(self, name: str, image: str) -> str:
         response = self.http.request("POST", "/v1/assets", json={"image": image, "name": name},
@@ -137,7 +170,12 @@ class ScenarioProvider(RemoteProvider):
         return (self.http.json(response, f"poll job {job_id}") or {}).get("job") or {}
 
     def poll(self, handle: JobHandle) -> JobStatus:
-        job = self._job(handle.job_id)
+        try:
+            job = self._job(handle.job_id)
+        except ProviderHttpError as exc:
+            if exc.status == 404:
+                return JobStatus("missing", message=str(exc))
+            raise
         status = job.get("status")
         progress = job.get("progress")
         progress = float(progress) if isinstance(progress, (int, float)) else None

@@ -2,13 +2,13 @@
 
 from .hunyuan3d import Hunyuan3DEmulator
 from .modelslab import ModelsLabEmulator
-from .neural4d import Neural4DEmulator
+from .goneural import GoNeuralEmulator
 from .pixazo import PixazoEmulator
 from .runware import RunwareEmulator
 from .scenario import ScenarioEmulator
 from .server import Emulator, LoopbackServer, Reply, Request, json_reply
 
 __all__ = [
-    "Emulator", "Hunyuan3DEmulator", "LoopbackServer", "ModelsLabEmulator", "Neural4DEmulator", "PixazoEmulator",
+    "Emulator", "Hunyuan3DEmulator", "LoopbackServer", "ModelsLabEmulator", "GoNeuralEmulator", "PixazoEmulator",
     "Reply", "Request", "RunwareEmulator", "ScenarioEmulator", "json_reply",
 ]

@@ -48,7 +48,7 @@ class Hunyuan3DEmulator(Emulator):
         return json_reply({"uid": uid})
 
     def _status(self, req: Request, uid: str) -> Reply:
-        job = self.jobs.get(uid)
+        job = self.known(uid)
         if job is None or job.fail_message or self.advance(job) != "done":
             return json_reply({"status": "processing"})
         return json_reply({"status": "completed", "model_base64": base64.b64encode(self.payload()).decode()})

@@ -21,7 +21,7 @@ from pipeline.storage import LocalBlobStore
 
 from .hunyuan3d import Hunyuan3DEmulator
 from .modelslab import ModelsLabEmulator
-from .neural4d import Neural4DEmulator
+from .goneural import GoNeuralEmulator
 from .pixazo import PixazoEmulator
 from .runware import RunwareEmulator
 from .scenario import ScenarioEmulator
@@ -34,11 +34,12 @@ SECRETS = {
     "SCENARIO_SDK_API_SECRET": "sc-SECRET-SECRET-9b77c2f1",
     "MODELSLAB_API_KEY": "ml-SECRET-5e8f0c3a9d1b",
     "PIXAZO_API_KEY": "px-SECRET-2c4e6a8b0d1f",
-    "NEURAL4D_API_KEY": "n4-SECRET-0a1b2c3d4e5f",
+    "GONEURAL_API_KEY": "n4-SECRET-0a1b2c3d4e5f",
 }
 
 # Fast polling and backoff: emulated jobs finish after a few polls.
-FAST: dict[str, Any] = {"poll_interval_s": 0.005, "backoff_base_s": 0.001, "backoff_max_s": 0.01}
+FAST: dict[str, Any] = {"poll_interval_s": 0.005, "backoff_base_s": 0.001, "backoff_max_s": 0.01,
+                        "settle_s": 0.01, "missing_grace_s": 0.5}
 
 
 class PresigningStore(LocalBlobStore):
@@ -71,7 +72,7 @@ class Vendor:
                                  "api_secret": SECRETS["SCENARIO_SDK_API_SECRET"]},
             "modelslab": lambda: {"api_key": SECRETS["MODELSLAB_API_KEY"]},
             "pixazo": lambda: {"api_key": SECRETS["PIXAZO_API_KEY"]},
-            "neural4d": lambda: {"api_key": SECRETS["NEURAL4D_API_KEY"]},
+            "goneural": lambda: {"api_key": SECRETS["GONEURAL_API_KEY"]},
             "hunyuan3d": lambda: {},
         }[self.name]()
         return self.emulator(**creds, **kwargs).__enter__()
@@ -82,7 +83,7 @@ VENDORS: dict[str, Vendor] = {
     "scenario": Vendor("scenario", ScenarioEmulator, ("SCENARIO_SDK_API_KEY", "SCENARIO_SDK_API_SECRET")),
     "modelslab": Vendor("modelslab", ModelsLabEmulator, ("MODELSLAB_API_KEY",), url_only=True),
     "pixazo": Vendor("pixazo", PixazoEmulator, ("PIXAZO_API_KEY",), url_only=True),
-    "neural4d": Vendor("neural4d", Neural4DEmulator, ("NEURAL4D_API_KEY",)),
+    "goneural": Vendor("goneural", GoNeuralEmulator, ("GONEURAL_API_KEY",)),
     "hunyuan3d": Vendor("hunyuan3d", Hunyuan3DEmulator, (), billed=False, has_failed_state=False,
                         downloads_file=False),
 }

@@ -74,7 +74,7 @@ class ModelsLabEmulator(Emulator):
                 "proxy_links": [url], "meta": {**(job.body or {}), "output_format": "glb"}}
 
     def _fetch(self, req: Request, job_id: str) -> Reply:
-        job = self.jobs.get(job_id)
+        job = self.known(job_id)
         if job is None:
             return json_reply({"status": "error", "message": "Request not found"})
         state = self.advance(job)

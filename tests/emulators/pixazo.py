@@ -14,6 +14,8 @@ from typing import Any
 from .server import Emulator, Reply, Request, json_reply
 
 MODEL = "hyper3d-rodin-259"
+ENUMS = {"condition_mode": ("concat",), "material": ("Shaded", "Wireframe", "Flat"),
+         "quality": ("low", "medium", "high", "ultra"), "tier": ("Regular", "Premium")}  # seeds/003
 
 
 class PixazoEmulator(Emulator):
@@ -56,13 +58,17 @@ class PixazoEmulator(Emulator):
                 return json_reply({"error": "Bad Request", "message": "input image could not be downloaded"}, 400)
         if body.get("geometry_file_format", "glb") not in ("glb", "gltf", "obj"):
             return json_reply({"error": "Bad Request", "message": "unsupported geometry_file_format"}, 400)
+        for key, allowed in ENUMS.items():
+            if key in body and body[key] not in allowed:
+                return json_reply({"error": "Bad Request", "message": f"{key} must be one of {', '.join(allowed)}"},
+                                  400)
         job = self.new_job(f"{MODEL}_{uuid.uuid4()}", body=body)
         host = self.polling_host or self.url
         return json_reply({"request_id": job.id, "status": "QUEUED",
                            "polling_url": f"{host}/v2/requests/status/{job.id}"}, 202)
 
     def _status(self, req: Request, request_id: str) -> Reply:
-        job = self.jobs.get(request_id)
+        job = self.known(request_id)
         if job is None:
             return json_reply({"error": "Not Found", "message": f"request {request_id} not found"}, 404)
         state = self.advance(job)

@@ -3,6 +3,11 @@
 Follows seeds/000 and runware.ai/docs/platform/{task-polling,errors}: Bearer auth; an async
 `3dInference` is acknowledged with its taskUUID; `getResponse` answers `processing` then `success`
 with `outputs.files[].url`, or an `errors` entry for a failed task; a taskUUID is unique per task.
+`getResponse` answers for active tasks only (a restart, `forget()`, loses them for a few polls);
+`getTaskDetails` answers with the recorded request and response of any task ever received
+(runware.ai/docs/platform/task-details). `includeCost` adds the task's `cost` in USD.
+Rodin settings are checked against the documented values (quality, meshMode, material, addons,
+polyCount ranges, polyCount excludes quality).
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from .server import Emulator, Reply, Request, json_reply
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 MODEL = "hyper3d:rodin@gen-2"
+COST_USD = 0.45  # what the emulated account is charged per task (differs from Kiln's estimate on purpose)
+SETTINGS = {"quality": ("high", "medium", "low", "extra-low"), "meshMode": ("Quad", "Raw"),
+            "material": ("PBR", "Shaded", "All")}
 
 
 class RunwareEmulator(Emulator):
@@ -36,7 +44,7 @@ class RunwareEmulator(Emulator):
             tasks = req.json()
         except ValueError:
             return "submit"
-        polls = all(t.get("taskType") == "getResponse" for t in tasks if isinstance(t, dict))
+        polls = all(t.get("taskType") in ("getResponse", "getTaskDetails") for t in tasks if isinstance(t, dict))
         return "poll" if polls else "submit"
 
     def authorized(self, req: Request) -> bool:
@@ -73,6 +81,12 @@ class RunwareEmulator(Emulator):
                     continue
                 self.new_job(task["taskUUID"], body=task)
                 data.append({"taskType": kind, "taskUUID": task["taskUUID"]})
+            elif kind == "getTaskDetails":
+                item, error = self._details(task.get("taskUUID", ""))
+                if item:
+                    data.append(item)
+                if error:
+                    errors.append(error)
             elif kind == "getResponse":
                 item, error = self._response(task.get("taskUUID", ""))
                 if item:
@@ -104,21 +118,47 @@ class RunwareEmulator(Emulator):
         settings = task.get("settings") or {}
         if settings.get("useOriginalAlpha") and not images:
             return "When settings.useOriginalAlpha is provided, inputs.images is required"
+        for key, allowed in SETTINGS.items():
+            if key in settings and settings[key] not in allowed:
+                return f"settings.{key} must be one of {', '.join(allowed)}"
+        if any(a != "HighPack" for a in settings.get("addons") or []):
+            return "settings.addons may only contain HighPack"
+        if "polyCount" in settings and "quality" in settings:
+            return "settings.polyCount cannot be combined with settings.quality"
         seed = task.get("seed")
         if seed is not None and not (isinstance(seed, int) and 0 <= seed <= 65535):
             return "seed must be an integer between 0 and 65535"
         return None
 
     def _response(self, task_uuid: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        job = self.jobs.get(task_uuid)
+        job = self.known(task_uuid)
         if job is None:
             return None, {"code": "taskNotFound", "message": f"no active task {task_uuid}", "taskUUID": task_uuid}
         state = self.advance(job)
         base = {"taskType": "3dInference", "taskUUID": task_uuid}
         if state == "done":
-            return {**base, "status": "success", "cost": 0.4,
-                    "outputs": {"files": [{"uuid": job.id, "url": self.file_url()}]}}, None
+            return self._success(job), None
         if state == "failed":
             return None, {"code": "inferenceFailed", "message": job.fail_message, "taskUUID": task_uuid,
                           "taskType": "3dInference"}
         return {**base, "status": "processing"}, None
+
+    def _success(self, job) -> dict[str, Any]:
+        item = {"taskType": "3dInference", "taskUUID": job.id, "status": "success",
+                "outputs": {"files": [{"uuid": job.id, "url": self.file_url()}]}}
+        if (job.body or {}).get("includeCost"):
+            item["cost"] = COST_USD
+        return item
+
+    def _details(self, task_uuid: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        job = self.jobs.get(task_uuid)  # the task history survives restarts
+        if job is None:
+            return None, {"code": "taskNotFound", "message": f"no task {task_uuid}", "taskUUID": task_uuid}
+        if self.finished(job) and not job.fail_message:
+            response: dict[str, Any] = {"data": [self._success(job)]}
+        elif self.finished(job):
+            response = {"errors": [{"code": "inferenceFailed", "message": job.fail_message, "taskUUID": task_uuid}]}
+        else:
+            response = {"data": [{"taskType": "3dInference", "taskUUID": task_uuid}]}
+        return {"taskType": "getTaskDetails", "taskUUID": task_uuid, "request": [job.body],
+                "response": response}, None

@@ -20,6 +20,16 @@ DOCUMENTED = {"images", "prompt", "tier", "addons", "qualityMeshOption", "materi
               "textureMode", "isSymmetric", "hdTexture", "textureDelight", "isMicro", "useOriginalAlpha",
               "previewRender", "TAPose", "seed"}
 
+# Hyper3D's Rodin Gen-2.5 values (developer.hyper3d.ai/api-specification/rodin-gen2.5).
+ENUMS = {
+    "tier": ("Gen-2.5-Extreme-Low", "Gen-2.5-Low", "Gen-2.5-Medium", "Gen-2.5-High", "Gen-2.5-Extreme-High"),
+    "addons": ("", "HighPack"),
+    "material": ("PBR", "Shaded", "All", "Hybrid", "None"),
+    "geometryInstructMode": ("faithful", "creative"),
+    "textureMode": ("", "legacy", "extreme-low", "low", "medium", "high", "extreme-high"),
+    "isSymmetric": ("unknown", "symmetric", "balanced", "asymmetric"),
+}
+
 
 class ScenarioEmulator(Emulator):
     name = "scenario"
@@ -75,14 +85,18 @@ class ScenarioEmulator(Emulator):
             return json_reply({"error": f"unknown parameters {sorted(unknown)}"}, 400)
         if not 1 <= len(images) <= 5 or any(i not in self.uploads for i in images):
             return json_reply({"error": "images must be 1 to 5 asset ids of uploaded images"}, 400)
-        if body.get("geometryInstructMode", "faithful") not in ("faithful", "creative"):
-            return json_reply({"error": "geometryInstructMode must be faithful or creative"}, 400)
+        for key, allowed in ENUMS.items():
+            if key in body and body[key] not in allowed:
+                return json_reply({"error": f"{key} must be one of {', '.join(map(repr, allowed))}"}, 400)
+        if body.get("isMicro") and body.get("tier") != "Gen-2.5-Extreme-High":
+            return json_reply({"error": "isMicro requires tier Gen-2.5-Extreme-High"}, 400)
         job = self.new_job(f"job_{uuid.uuid4().hex[:20]}", body=body)
+        cost = 80 if body.get("tier") == "Gen-2.5-Extreme-High" else 40
         return json_reply({"job": {"jobId": job.id, "status": "queued", "progress": 0, "jobType": "inference",
-                                   "metadata": {}}, "creativeUnitsCost": 40})
+                                   "metadata": {}}, "creativeUnitsCost": cost})
 
     def _job(self, req: Request, job_id: str) -> Reply:
-        job = self.jobs.get(job_id)
+        job = self.known(job_id)
         if job is None:
             return json_reply({"error": f"job {job_id} not found"}, 404)
         state = self.advance(job)

@@ -10,6 +10,9 @@ GLB from its own `/files/` path, and takes faults on demand through plain Python
     emu.fail_next_job("out of GPU memory")      # the next job ends in the vendor's failed state
     emu.download_mode = "truncated"             # drop the connection half way through the GLB
     emu.expire_downloads = 1                    # the next download URL hit answers 403 (expired)
+    emu.fail("submit", 502, after_work=True)    # accept the job, then answer 502 (a gateway's lost answer)
+    emu.fail("submit", RESET, after_work=True)  # accept the job, then cut the answer mid-body
+    emu.forget()                                # a restart: in-flight jobs unknown to polls for a while
 
 `submissions` counts accepted paid submissions; `calls` lists every (method, path) seen.
 """
@@ -24,7 +27,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -33,6 +36,9 @@ from urllib.parse import parse_qsl, urlsplit
 from .glbs import sample_glb
 
 FILE_ROUTES = ("file", "blob")
+RESET = 0  # a Fault status: send the real answer's headers and half its body, then drop the connection
+RESTART = -1  # a Fault status: the vendor restarts now and forgets its in-flight jobs for a few polls
+SLOW = -2  # a Fault status: the real answer, its body dribbled out over `delay_s` seconds
 
 
 @dataclass
@@ -70,6 +76,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     truncate_to: int | None = None  # send only this many body bytes, then drop the connection
     delay_s: float = 0.0  # answer this late (after the work is done), to provoke client timeouts
+    slow_s: float = 0.0  # spread the body over this many seconds (a slow CDN)
 
 
 def json_reply(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -99,7 +106,15 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.truncate_to is not None:
                 self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(reply.body if reply.truncate_to is None else reply.body[: reply.truncate_to])
+            body = reply.body if reply.truncate_to is None else reply.body[: reply.truncate_to]
+            if reply.slow_s and body:
+                step = max(1, len(body) // 8)
+                for i in range(0, len(body), step):
+                    self.wfile.write(body[i:i + step])
+                    self.wfile.flush()
+                    time.sleep(reply.slow_s / 8)
+            else:
+                self.wfile.write(body)
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -148,7 +163,8 @@ class Fault:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
-    after_work: bool = False  # do the real work (accept the job), then answer `delay_s` late
+    after_work: bool = False  # do the real work (accept the job), then answer with this fault, `delay_s` late
+    kind: str = ""  # the campaign's name for it, counted in `injected` when the fault is served
 
     def reply(self) -> Reply:
         if isinstance(self.body, (bytes, str)):
@@ -190,6 +206,13 @@ class Emulator:
         self.download_mode = "ok"  # ok | truncated | short | not_glb
         self.expire_downloads = 0
         self.last_credential = ""
+        self.on_new_job: Callable[[Job], None] | None = None
+        self.on_route: dict[str, Callable[[], None]] = {}  # one-shot: called once the route did its work
+        self.injected: Counter[str] = Counter()  # faults served, by kind
+        self.charge_usd = 0.0  # what the emulated account pays per accepted job
+        self.charged: dict[str, float] = {}  # job id -> USD
+        self.forgotten: dict[str, int] = {}  # job id -> polls still answered "not found" (a restart)
+        self.slow_body_s = 0.0  # stream result files this slowly (seconds spread over the body)
         self._server = LoopbackServer(self.handle)
         routes = [*self.routes(),
                   ("GET", r"/files/(?P<token>[^/]+)", "file", lambda req, token: self._file(token)),
@@ -217,9 +240,9 @@ class Emulator:
     # -- control API -------------------------------------------------------------------------
 
     def fail(self, route: str, status: int, *, body: Any = None, headers: dict[str, str] | None = None,
-             times: int = 1, delay_s: float = 0.0, after_work: bool = False) -> None:
+             times: int = 1, delay_s: float = 0.0, after_work: bool = False, kind: str = "") -> None:
         with self.lock:
-            self.faults[route].extend(Fault(status, body, dict(headers or {}), delay_s, after_work)
+            self.faults[route].extend(Fault(status, body, dict(headers or {}), delay_s, after_work, kind)
                                       for _ in range(times))
 
     def rate_limit(self, route: str, retry_after: str = "2", times: int = 1) -> None:
@@ -232,6 +255,25 @@ class Emulator:
         """The next job ends in the vendor's failed state; `{credential}` in the message echoes the key."""
         with self.lock:
             self.job_failures.append(message)
+
+    def forget(self, polls: int = 2) -> None:
+        """A restart that loses the in-flight jobs from memory: their next `polls` polls say not found."""
+        with self.lock:
+            for job_id, job in self.jobs.items():
+                if not self.finished(job):
+                    self.forgotten[job_id] = polls
+
+    def finished(self, job: Job) -> bool:
+        return job.polls >= len(self.steps)
+
+    def known(self, job_id: str) -> "Job | None":
+        """The job a poll may see: None while a restart has it forgotten (and for unknown ids)."""
+        with self.lock:
+            left = self.forgotten.get(job_id, 0)
+            if left:
+                self.forgotten[job_id] = left - 1
+                return None
+            return self.jobs.get(job_id)
 
     def api_calls(self) -> list[tuple[str, str]]:
         with self.lock:
@@ -267,12 +309,27 @@ class Emulator:
             with self.lock:
                 queue = self.faults.get(name)
                 fault = queue.pop(0) if queue else None
-            if fault is not None and not fault.after_work:
+                if fault is not None:
+                    self.injected[fault.kind or f"HTTP {fault.status}"] += 1
+                hook = self.on_route.pop(name, None)
+            if fault is not None and fault.status == RESTART:
+                self.forget()
+                fault = None
+            if fault is not None and not fault.after_work and fault.status != SLOW:
                 return fault.reply()
             if name not in FILE_ROUTES and not self.authorized(req):
                 return self.unauthorized(req)
             reply = fn(req, **match.groupdict())
+            if hook is not None:
+                hook()  # e.g. kill -9 the client after the vendor took the job, before it hears back
             if fault is not None:
+                if fault.status == SLOW:
+                    reply.slow_s = fault.delay_s
+                    return reply
+                if fault.status == RESET:
+                    reply.truncate_to = max(1, len(reply.body) // 2)
+                elif fault.status >= 400:
+                    reply = fault.reply()
                 reply.delay_s = fault.delay_s
             return reply
         return json_reply({"error": "Not Found", "message": f"no route {req.method} {req.path}"}, 404)
@@ -286,7 +343,10 @@ class Emulator:
                 job.stuck = True
             if job.fail_message:
                 job.fail_message = job.fail_message.replace("{credential}", self.last_credential)
+            if self.on_new_job is not None:
+                self.on_new_job(job)  # tests look at the client's state at the moment the vendor takes a job
             self.jobs[job.id] = job
+            self.charged[job.id] = self.charge_usd
             self.submissions += 1
             self.submitted_bodies.append(body)
             return job
@@ -322,7 +382,7 @@ class Emulator:
             return Reply(200, self.glb, {"Content-Type": "model/gltf-binary"}, truncate_to=len(self.glb) // 2)
         if self.download_mode == "not_glb":
             return Reply(200, self.payload(), {"Content-Type": "text/html"})
-        return Reply(200, self.payload(), {"Content-Type": "model/gltf-binary"})
+        return Reply(200, self.payload(), {"Content-Type": "model/gltf-binary"}, slow_s=self.slow_body_s)
 
     def _blob(self, sha: str) -> Reply:
         if self.blob_source is None or not self.blob_source.exists(sha):

@@ -1,4 +1,4 @@
-"""Neural4D (goneural) emulator: `POST /v1/tasks/image-to-3d` (multipart) and `GET /v1/tasks/{id}`.
+"""goneural.ai emulator: `POST /v1/tasks/image-to-3d` (multipart) and `GET /v1/tasks/{id}`.
 
 Follows seeds/004 (Bearer auth; an uploaded `image` or an `asset_id`, not both; `version`
 premium-v1, `seed`, `faceLimit`, `pbr`; the task object with `output.glb`) and goneural's
@@ -13,8 +13,8 @@ from typing import Any
 from .server import Emulator, Reply, Request, is_image, json_reply
 
 
-class Neural4DEmulator(Emulator):
-    name = "neural4d"
+class GoNeuralEmulator(Emulator):
+    name = "goneural"
     steps = ("queued", "in_progress")
 
     def __init__(self, *, api_key: str, **kwargs: Any):
@@ -61,7 +61,7 @@ class Neural4DEmulator(Emulator):
                 "finishedAt": None, "createdAt": "2026-03-31T10:00:00Z", "asset": None, "assetId": None, "meta": {}}
 
     def _task(self, req: Request, task_id: str) -> Reply:
-        job = self.jobs.get(task_id)
+        job = self.known(task_id)
         if job is None:
             return json_reply({"message": "Task not found"}, 404)
         state = self.advance(job)
