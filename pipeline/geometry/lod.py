@@ -23,6 +23,7 @@ import dataclasses
 import io
 import math
 import os
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -456,10 +457,12 @@ class LodLevel:
 class LodChain(list):
     """The levels (a list of LodLevel) and why the chain is shorter than the budget asked, if it is."""
 
-    def __init__(self, levels: list[LodLevel], requested_levels: int, notes: list[str]):
+    def __init__(self, levels: list[LodLevel], requested_levels: int, notes: list[str],
+                 seconds: dict[str, float] | None = None):
         super().__init__(levels)
         self.requested_levels = requested_levels
         self.notes = notes
+        self.seconds = seconds or {}  # wall time: search (simplify + measure on the main thread), total
 
 
 @dataclass
@@ -630,7 +633,8 @@ class _Meter:
 
 
 def _search_level(sources: list[_Source], base: list[np.ndarray], previous: _Candidate, *, level: int,
-                  bound: float, ceiling: int, most: int, allow_sloppy: bool, meter: Future) -> tuple[
+                  bound: float, ceiling: int, most: int, allow_sloppy: bool, meter: Future,
+                  seconds: dict[str, float]) -> tuple[
                       _Candidate | None, list[tuple[int, float]]]:
     """The cheapest candidate found within `bound` (m, measured) and at most `most` triangles,
     or None. `previous` is the level before (LOD0: the source itself, error 0)."""
@@ -648,14 +652,18 @@ def _search_level(sources: list[_Source], base: list[np.ndarray], previous: _Can
         # going cheaper than an accepted candidate continues from it (the cascade, fewer triangles
         # to process); going richer starts over from the level before
         start = best.indices if best is not None and target < best.triangles else previous.indices
+        clock = time.perf_counter()
         cand = _reduce(sources, base, start, target, allow_sloppy=allow_sloppy,
                        estimate=best.estimate if start is not previous.indices else previous.estimate)
+        seconds["simplify"] += time.perf_counter() - clock
         if not cand.triangles or cand.triangles > most:
             break  # nothing left, or topology stopped it above what this level may cost
         if cand.triangles == previous.triangles:
             cand.error_m, cand.error_mean_m = previous.error_m, previous.error_mean_m
         else:
+            clock = time.perf_counter()
             meter.result().measure(sources, cand)  # the first call waits for the source's Surface
+            seconds["measure"] += time.perf_counter() - clock
         tried.append((cand.triangles, cand.error_m))
         if cand.error_m <= bound:
             if best is None or cand.triangles < best.triangles:
@@ -721,6 +729,8 @@ def build_lod_chain(
     diagonal = float(np.linalg.norm(hi.astype(np.float64) - lo))
     workers = max(1, min(4, os.cpu_count() or 1))
     notes: list[str] = []
+    seconds = {"simplify": 0.0, "measure": 0.0}  # where the search's wall time goes (main thread)
+    started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
         # Textures first, so they resize on the pool while the geometry runs; one job per texture
         # (decoded once), shared by the materials that use it.
@@ -744,7 +754,8 @@ def build_lod_chain(
                 break
             best, tried = _search_level(sources, base, previous, level=level, bound=bound,
                                         ceiling=budget.ceiling(level), most=most,
-                                        allow_sloppy=level >= budget.sloppy_from_level, meter=meter_job)
+                                        allow_sloppy=level >= budget.sloppy_from_level, meter=meter_job,
+                                        seconds=seconds)
             if best is None:
                 if level == 0:
                     best = previous  # the source itself: exact, however many triangles it has
@@ -763,6 +774,7 @@ def build_lod_chain(
             accepted.append((best, tried, jobs))
             previous = best
 
+        seconds["search"] = time.perf_counter() - started
         chain: list[LodLevel] = []
         for level, (cand, tried, jobs) in enumerate(accepted):
             mats, texture_sides = [], []
@@ -785,4 +797,5 @@ def build_lod_chain(
                 searched=tried,
             ))
     meter_job.result().close()
-    return LodChain(chain, budget.levels, notes)
+    seconds["total"] = time.perf_counter() - started
+    return LodChain(chain, budget.levels, notes, seconds)
