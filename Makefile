@@ -9,7 +9,7 @@ PORT ?= 3000
 export KILN_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install demo dev test test-deps bench concepts clean
+.PHONY: install demo dev test test-deps test-lod-sweep bench concepts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test-deps: install node_modules/.installed
 
 test: test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# every shared concept image and turnaround through reconstruction and the LOD chain (~3 min)
+test-lod-sweep: test-deps
+	$(BIN)/pytest -m sweep tests/test_lod_sweep.py
 
 bench: install node_modules/.installed
 	$(BIN)/python bench/reconstruct_bench.py
