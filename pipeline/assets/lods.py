@@ -10,6 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..categories import category as category_row
+from ..geometry.bake import HighSurface, bake_level
 from ..geometry.glb import read_glb, write_glb
 from ..geometry.lod import LodBudget, build_lod_chain
 from ..resources import KilnStorage
@@ -19,6 +20,7 @@ LOD_CODE_VERSION = "3"  # bump when the chain's output changes for the same inpu
 
 # asset.toml `[lod]` keys this stage reads (the launchpad's LodConfig has the same names)
 LOD_KEYS = ("lod0_triangles", "ratios", "screen_sizes")
+NORMAL_MAP_PX = 512  # baked normal maps' side: LOD1 at 0.4 screen height is ~430 px tall at 1080p
 
 
 class LodConfig(dg.Config):
@@ -71,7 +73,11 @@ def resolve_budget(category: str, toml_lod: dict, config: LodConfig) -> LodBudge
         "`lod_budgets_met` check warns with the deficit. A level that cannot be made cheaper within its "
         "bound is not made (the chain is shorter; `chain_notes` says why).\n\n"
         "Levers (launchpad `lod_chain` config or asset.toml `[lod]`): `screen_sizes` (smaller: a level "
-        "is shown smaller, may be coarser, costs less), `lod0_triangles` and `ratios` (the ceilings)."
+        "is shown smaller, may be coarser, costs less), `lod0_triangles` and `ratios` (the ceilings).\n\n"
+        "Levels 1..n get a tangent-space normal map baked from the normalized source on their own UVs "
+        "where it brings the shading closer to the source (`normal_map` per level; plain maps and the "
+        "reason otherwise). The maps are stored beside the levels; writing them into the GLBs waits for "
+        "the model's normal-texture slot (issue 10)."
     ),
 )
 def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: KilnStorage,
@@ -97,7 +103,20 @@ def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: Kil
         levels = []
         chain = build_lod_chain(model, budget)
         notes = chain.notes
+        high = HighSurface.of(model) if len(chain) > 1 else None
         for lod in chain:
+            normal_map = None
+            if lod.level and high is not None:
+                bake = bake_level(high, lod.model, lod.level, size=NORMAL_MAP_PX,
+                                  max_distance_m=max(2.0 * lod.error_m, 1e-4 * float(max(model.size()))))
+                normal_map = {
+                    "used": bake.used,
+                    "notes": bake.notes,
+                    "maps": {str(m): store.put(_png(img), "image/png") for m, img in bake.maps.items()},
+                    "angle_plain_deg": bake.angle_plain_deg if bake.used else None,
+                    "angle_baked_deg": bake.angle_baked_deg if bake.used else None,
+                    "in_glb": False,  # waits for the model's normal-texture slot (issue 10)
+                }
             lod.model.name = f"{asset_id}_LOD{lod.level}"
             glb = write_glb(lod.model, asset_extras={"asset_id": asset_id, "lod": lod.level})
             levels.append({
@@ -116,6 +135,7 @@ def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: Kil
                 "triangle_ceiling": lod.triangle_ceiling,
                 "over_ceiling": lod.over_ceiling,
                 "searched": [[t, float(e)] for t, e in lod.searched],
+                "normal_map": normal_map,
                 "method": lod.method,
                 "texture_size": lod.texture_size,
             })
@@ -145,6 +165,12 @@ def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: Kil
               round(lv["error_m"] * 1000, 3), round(lv["error_limit_m"] * 1000, 3),
               lv["method"], lv["texture_size"] or "-", round(lv["bytes"] / 1024, 1)] for lv in levels]),
         "chain_notes": "; ".join(notes) or "every requested level was made",
+        "normal_maps": md_table(
+            ["LOD", "normal map", "shading vs source: plain -> baked (deg)", "why"],
+            [[lv["level"], "baked" if lv["normal_map"]["used"] else "plain",
+              (f'{lv["normal_map"]["angle_plain_deg"]:.2f} -> {lv["normal_map"]["angle_baked_deg"]:.2f}'
+               if lv["normal_map"]["used"] else "-"), "; ".join(lv["normal_map"]["notes"]) or "-"]
+             for lv in levels if lv.get("normal_map")]),
         "triangles_per_level": [lv["triangles"] for lv in levels],
         "error_m_per_level": [round(lv["error_m"], 6) for lv in levels],
         "screen_size_per_level": [round(lv["screen_size"], 4) for lv in levels],
@@ -158,3 +184,13 @@ def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: Kil
         **lineage_metadata(lineage),
     }
     return dg.Output(manifest, metadata=metadata)
+
+
+def _png(pixels) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(out, format="PNG", compress_level=4)
+    return out.getvalue()

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .model import Model, vertex_normals
+
 # ----------------------------------------------------------------------------------------------
 # Tangent frames
 
@@ -183,7 +185,31 @@ def _interpolate(values: np.ndarray, tri: np.ndarray, owner: np.ndarray, bary: n
     return np.einsum("kc,kcd->kd", bary, corners)
 
 
-def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray],
+class HighSurface:
+    """The detailed surface rays look for: positions, triangles, normals and the embree scene,
+    built once for every level baked from it."""
+
+    def __init__(self, positions: np.ndarray, indices: np.ndarray, normals: np.ndarray):
+        from embreex import rtcore_scene
+        from embreex.mesh_construction import TriangleMesh
+
+        self.tri = indices.reshape(-1, 3).astype(np.int64)
+        self.normals = normals.astype(np.float64)
+        self.scene = rtcore_scene.EmbreeScene()
+        # the indexed form: a third of the memory of one vertex triple per triangle
+        TriangleMesh(self.scene, np.ascontiguousarray(positions, np.float32), self.tri.astype(np.int32))
+
+    @classmethod
+    def of(cls, model: Model) -> "HighSurface":
+        prims = [p for p in model.primitives if p.triangle_count]
+        offsets = np.cumsum([0] + [p.vertex_count for p in prims])[:-1]
+        return cls(np.concatenate([p.positions for p in prims]),
+                   np.concatenate([p.indices.astype(np.int64) + o for p, o in zip(prims, offsets)]),
+                   np.concatenate([p.normals if p.normals is not None else vertex_normals(p.positions, p.indices)
+                                   for p in prims]))
+
+
+def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray] | HighSurface,
                     low: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], *, size: int = 512,
                     max_distance_m: float) -> BakeResult:
     """Bake the high surface's shading normals onto the low mesh's UV layout.
@@ -195,10 +221,8 @@ def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray],
       both ways (the level's measured error bounds it).
     Texels no triangle covers stay flat (128, 128, 255), as do texels whose rays miss.
     """
-    from embreex import rtcore_scene
-    from embreex.mesh_construction import TriangleMesh
-
-    hp, hi, hn = high
+    if not isinstance(high, HighSurface):
+        high = HighSurface(*high)
     lp, li, ln, luv = low
     tri = li.reshape(-1, 3)
     tangents = tangent_frames(lp, li, ln, luv)
@@ -212,9 +236,7 @@ def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray],
     handed = np.where(_interpolate(tangents[:, 3:].astype(np.float64), tri, k_owner, k_bary)[:, 0] < 0, -1.0, 1.0)
     bitangent = np.cross(normal, tangent) * handed[:, None]
 
-    scene = rtcore_scene.EmbreeScene()
-    htri = hi.reshape(-1, 3)
-    TriangleMesh(scene, hp[htri].astype(np.float32))
+    scene, htri, hn = high.scene, high.tri, high.normals
     best_t = np.full(len(point), np.inf)
     best_prim = np.full(len(point), -1, np.int64)
     best_uv = np.zeros((len(point), 2))
@@ -230,7 +252,7 @@ def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray],
     found = best_prim >= 0
     hb = np.stack([1.0 - best_uv[found].sum(1), best_uv[found, 0], best_uv[found, 1]], 1)
     high_normal = normal.copy()
-    high_normal[found] = _unit(np.einsum("kc,kcd->kd", hb, hn.astype(np.float64)[htri[best_prim[found]]]))
+    high_normal[found] = _unit(np.einsum("kc,kcd->kd", hb, hn[htri[best_prim[found]]]))
 
     local = np.stack([np.einsum("ij,ij->i", high_normal, tangent), np.einsum("ij,ij->i", high_normal, bitangent),
                       np.einsum("ij,ij->i", high_normal, normal)], 1)
@@ -271,3 +293,62 @@ def mean_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
     """Mean angle between rows of two unit-vector arrays, in degrees (for tests and reports)."""
     return float(np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", _unit(a), _unit(b)), -1, 1))).mean()) \
         if len(a) else math.nan
+
+
+# ----------------------------------------------------------------------------------------------
+# A chain's levels
+
+
+@dataclass
+class LevelBake:
+    """The bake of one LOD level: per material, the map (None where plain maps are kept) and why."""
+
+    level: int
+    maps: dict[int, np.ndarray]  # material index -> (size, size, 3) uint8, only where the bake helps
+    tangents: dict[int, np.ndarray]  # primitive index -> (n, 4) glTF TANGENT, for the primitives mapped
+    notes: list[str]
+    angle_plain_deg: float = math.nan  # area-weighted over the level's baked materials
+    angle_baked_deg: float = math.nan
+
+    @property
+    def used(self) -> bool:
+        return bool(self.maps)
+
+
+def bake_level(high: HighSurface, low: Model, level: int, *, size: int, max_distance_m: float) -> LevelBake:
+    """Bake one simplified level from the high surface, material by material, on the level's own
+    UVs. Materials whose UVs cannot carry a map (missing, tiling, overlapping) keep plain maps and
+    say why: a fresh xatlas layout (`fresh_uvs`) would also need the base colour re-baked onto it,
+    which Kiln does not do yet, so it is only used by callers for untextured materials."""
+    out = LevelBake(level, {}, {}, [])
+    plain, baked, weights = [], [], []
+    for material in sorted({p.material for p in low.primitives}):
+        prims = [(i, p) for i, p in enumerate(low.primitives) if p.material == material and p.triangle_count]
+        if any(p.uvs is None or p.normals is None for _, p in prims):
+            out.notes.append(f"material {material}: no UVs or normals to bake onto; plain maps")
+            continue
+        offsets = np.cumsum([0] + [p.vertex_count for _, p in prims])[:-1]
+        pos = np.concatenate([p.positions for _, p in prims])
+        idx = np.concatenate([p.indices.astype(np.int64) + o for (_, p), o in zip(prims, offsets)]).astype(np.uint32)
+        nrm = np.concatenate([p.normals for _, p in prims])
+        uvs = np.concatenate([p.uvs for _, p in prims])
+        problem = uv_layout_problem(uvs, idx, size=min(size, 256))
+        if problem:
+            out.notes.append(f"material {material}: {problem}; plain maps")
+            continue
+        result = bake_normal_map(high, (pos, idx, nrm, uvs), size=size, max_distance_m=max_distance_m)
+        if not result.improves:
+            out.notes.append(f"material {material}: the map would not bring the shading closer to the source "
+                             f"({result.angle_plain_deg:.2f} -> {result.angle_baked_deg:.2f} deg); plain maps")
+            continue
+        out.maps[material] = result.image
+        for (i, p), o in zip(prims, offsets):
+            out.tangents[i] = result.tangents[o:o + p.vertex_count]
+        w = float(len(idx))
+        plain.append(result.angle_plain_deg * w)
+        baked.append(result.angle_baked_deg * w)
+        weights.append(w)
+    if weights:
+        out.angle_plain_deg = sum(plain) / sum(weights)
+        out.angle_baked_deg = sum(baked) / sum(weights)
+    return out
