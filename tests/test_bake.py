@@ -82,3 +82,28 @@ def test_uv_layouts_that_cannot_carry_a_bake_are_named():
     mapping, new_idx, new_uv = fresh_uvs(box, faces)
     assert len(mapping) == len(new_uv) and np.array_equal(box[mapping][new_idx], box[faces])
     assert uv_layout_problem(new_uv, new_idx) is None
+
+
+def test_bake_level_maps_what_helps_and_says_why_elsewhere():
+    from pipeline.geometry.bake import HighSurface, bake_level
+    from pipeline.geometry.lod import LodBudget, build_lod_chain
+    from pipeline.geometry.model import Material, Model, Primitive
+
+    amp, k = 0.01, 2 * np.pi * 4
+    pos, idx, uvs = grid(120, lambda x, y: amp * np.sin(k * x) * np.sin(k * y))
+    bumpy = Primitive(pos, idx, vertex_normals(pos, idx), uvs, material=0)
+    # a second material with tiled UVs (beyond [0, 1]): it cannot carry a map
+    tiled_pos = pos + [2, 0, 0]
+    tiled = Primitive(tiled_pos, idx, vertex_normals(tiled_pos, idx), uvs * 4, material=1)
+    model = Model([bumpy, tiled], [Material(name="bumps"), Material(name="tiles")])
+    chain = build_lod_chain(model, LodBudget(60_000, ratios=(0.1, 0.02, 0.005), screen_sizes=(1.0, 0.2, 0.05, 0.02)),
+                            samples=5_000)
+    far = chain[-1]
+    assert far.level >= 1
+    bake = bake_level(HighSurface.of(model), far.model, far.level, size=128,
+                      max_distance_m=max(2 * far.error_m, 1e-4))
+    assert bake.used and set(bake.maps) == {0}, bake.notes
+    assert bake.angle_baked_deg < bake.angle_plain_deg
+    assert any(n.startswith("material 1: UVs outside [0, 1]") for n in bake.notes), bake.notes
+    mapped = [i for i, p in enumerate(far.model.primitives) if p.material == 0]
+    assert set(bake.tangents) == set(mapped)
