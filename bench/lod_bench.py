@@ -10,7 +10,7 @@ deterministically here). For each input and category, the chain the pipeline rea
 - Kiln: `build_lod_chain` with the category's LodBudget (switch screen sizes and ceilings), the
   search included (each level the cheapest mesh within one 1080p pixel at its switch size,
   measured), textures and GPU optimization included; wall time and where it went.
-- gltfpack (node_modules/.bin/gltfpack): one run per level 1..n, `-si R -se 1 -kv -noq` with R = the
+- gltfpack (node_modules/.bin/gltfpack): one run per level Kiln reduced (LOD0 too when it was), `-si R -se 1 -kv -noq` with R = the
   triangle count Kiln chose / the source's and its 1% error cap lifted (-se 1) so it reaches that count
   as Kiln does (no quantization, so both are measured on the same
   float positions), timed per run.
@@ -114,7 +114,7 @@ def run(name: str, model: Model, category: str, samples: int, repeat: int) -> li
         if best is None or wall < best[1]:
             best = (chain, wall, cpu)
     chain, chain_s, chain_cpu = best
-    levels = chain[1:]
+    levels = [lv for lv in chain if lv.method != "source"]  # LOD0 too when it was reduced
     with tempfile.TemporaryDirectory() as tmp:
         source_path = Path(tmp) / "source.glb"
         source_path.write_bytes(write_glb(model))
@@ -143,14 +143,15 @@ def run(name: str, model: Model, category: str, samples: int, repeat: int) -> li
           "Kiln mean mm | gltfpack mean mm | max ratio | mean ratio | rendered diff |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     ratios = []
+    packed = {lv.level: i for i, lv in enumerate(levels)}
     for lv in chain:
         (km, kx) = kiln_err[lv.level]
-        if lv.level == 0:
-            print(f"| 0 | {lv.screen_size:g} | {lv.error_limit_m * 1000:.3f} | {lv.triangles:,} | {lv.triangle_ceiling:,} | "
-                  f"- | {kx * 1000:.3f} | - | {km * 1000:.3f} | - | - | - | not measured |")
+        if lv.level not in packed:
+            print(f"| {lv.level} | {lv.screen_size:g} | {lv.error_limit_m * 1000:.3f} | {lv.triangles:,} | "
+                  f"{lv.triangle_ceiling:,} | - | {kx * 1000:.3f} | - | {km * 1000:.3f} | - | - | - | not measured |")
             continue
-        p = pack[lv.level - 1]
-        pm, px = pack_err[lv.level - 1]
+        p = pack[packed[lv.level]]
+        pm, px = pack_err[packed[lv.level]]
         ratios.append(kx / px)
         print(f"| {lv.level} | {lv.screen_size:g} | {lv.error_limit_m * 1000:.3f} | {lv.triangles:,} | "
               f"{lv.triangle_ceiling:,} | {p.triangle_count:,} | {kx * 1000:.3f} | {px * 1000:.3f} | {km * 1000:.3f} | "

@@ -1,20 +1,24 @@
-"""LOD chains: simplified, GPU-optimized levels with measured error and the screen size to show them at.
+"""LOD chains driven by screen size: each level the cheapest mesh that looks right where it is shown.
 
-    build_lod_chain(model, budget) -> [LodLevel(level 0), LodLevel(level 1), ...]
+    build_lod_chain(model, budget) -> LodChain [LodLevel(level 0), LodLevel(level 1), ...]
 
-Each level is simplified from the previous one (a cascade: each pass works on fewer triangles,
-which keeps a 4-level chain on 500K triangles under a second, and measured on the bench meshes it
-is as accurate as simplifying every level from LOD0, or more at the far levels) with
-meshoptimizer's attribute-aware simplifier: normals and UVs weigh in the error metric, UV seams
-and open borders are kept by its topology rules, and vertices shared between primitives
-(material borders) are locked so neighbouring materials never open a crack. Only the farthest
-levels may fall back to the sloppy (clustering) simplifier, when the attribute-aware one cannot
-reach the triangle target; the level says so in `method` (sloppy ignores seams and, in
-meshoptimizer 0.23, vertex locks). Every level then gets vertex cache, overdraw and vertex fetch
-optimization (unused vertices dropped) and its textures downscaled to a power of two.
+Each level has a switch screen size (Kiln's convention: the model's largest bounding-box side as a
+fraction of the screen height, at and below which the level is shown) and a triangle ceiling. Its
+error bound is one pixel of a 1080p screen at that size, and Kiln searches for the cheapest mesh
+whose error, measured against the normalized source (the model given here, the one reference for
+every level), stays within it (`_search_level`: a few meshoptimizer reductions, each measured with
+`surface_distance`). Where the cheapest such mesh is over the ceiling the level keeps it and says so
+(`over_ceiling`); where no mesh within the bound is meaningfully cheaper than the level before
+(alpha cards, thin strands, heavy seams) the chain ends there and `notes` says why. A hard model
+gets the LODs it can have instead of a failure.
 
-The error of each level is measured, not only estimated: a sampled symmetric surface distance
-against LOD0 (point-to-triangle, deterministic samples), from which the screen size follows.
+Reductions cascade (each level from the one before: fewer triangles to process) with
+meshoptimizer's attribute-aware simplifier: normals and UVs weigh in the error metric, UV seams and
+open borders are kept by its topology rules, and vertices shared between primitives (material
+borders) are locked so neighbouring materials never open a crack. Only the farthest levels may
+fall back to the sloppy (clustering) simplifier, and only when the measured result is within the
+bound; the level says so in `method`. Every level then gets vertex cache, overdraw and vertex
+fetch optimization (unused vertices dropped) and its textures downscaled to a power of two.
 """
 
 from __future__ import annotations
@@ -187,8 +191,6 @@ class Surface:
         prims = [p for p in model.primitives if p.triangle_count]
         t = np.concatenate([p.positions[p.triangles] for p in prims]).astype(np.float32) if prims \
             else np.zeros((0, 3, 3), np.float32)
-        used = [p.positions[np.unique(p.indices)] for p in prims]
-        self.vertices = np.concatenate(used).astype(np.float32) if used else np.zeros((0, 3), np.float32)
         self.a = np.ascontiguousarray(t[:, 0])
         self.e1 = np.ascontiguousarray(t[:, 1] - t[:, 0])
         self.e2 = np.ascontiguousarray(t[:, 2] - t[:, 0])
