@@ -1,12 +1,14 @@
-"""`lod_chain`: decimated, optimized LOD levels with measured error and switch distances."""
+"""`lod_chain`: LOD levels chosen by switch screen size, with error measured against the normalized source, and baked normal maps."""
 
 import dataclasses
 import hashlib
+import io
 import json
 import time
 from typing import Optional
 
 import dagster as dg
+from PIL import Image
 from pydantic import Field
 
 from ..categories import category as category_row
@@ -187,10 +189,6 @@ def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: Kil
 
 
 def _png(pixels) -> bytes:
-    import io
-
-    from PIL import Image
-
     out = io.BytesIO()
     Image.fromarray(pixels, "RGB").save(out, format="PNG", compress_level=4)
     return out.getvalue()
