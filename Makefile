@@ -9,7 +9,7 @@ PORT ?= 3000
 export KILN_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install demo dev test test-deps bench chaos concepts clean
+.PHONY: install demo dev test test-deps test-lod-sweep bench chaos concepts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ test: test-deps
 # Fault campaign against the six vendor emulators (>= 1,000 faults over 120 assets; prints a table).
 chaos: install
 	$(BIN)/python -m tests.chaos --assets 120 --faults 14 --seed 11
+
+# every shared concept image and turnaround through reconstruction and the LOD chain (~3 min)
+test-lod-sweep: test-deps
+	$(BIN)/pytest -m sweep tests/test_lod_sweep.py
 
 bench: install node_modules/.installed
 	$(BIN)/python bench/reconstruct_bench.py

@@ -208,6 +208,11 @@ def test_unreal_files_per_level_with_ucx_collision(built):
     assert [n["name"] for n in parse_container(files["crate_LOD2.glb"].data)[0]["nodes"]] == ["crate"]
     manifest = json.loads(files["manifest.json"].data)
     assert manifest["engine"]["lod_screen_sizes"] == list(SCREEN_SIZES)
+    # Unreal's bounding-sphere screen sizes are Kiln's scaled by diagonal / largest side (>= 1)
+    size = sample_input().levels[0].model.size()
+    scale = float(np.linalg.norm(size) / size.max())
+    assert manifest["engine"]["unreal_screen_sizes"] == pytest.approx([min(1.0, s * scale) for s in SCREEN_SIZES],
+                                                                      abs=1e-6)
     assert manifest["engine"]["collision"]["node"] == "UCX_crate"
     assert read_glb(files["crate_LOD1.glb"].data).triangle_count == inp.levels[1].model.triangle_count
 

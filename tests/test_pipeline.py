@@ -168,7 +168,15 @@ def test_import_feeds_an_existing_model_through_the_chain(kiln_env, instance, te
     assert abs(generated["size_m"].value[1] - 0.5) < 1e-3
     lods = materialization(instance, "lod_chain", "blub").metadata
     tris = lods["triangles_per_level"].value
-    assert len(tris) == 3 and tris[0] <= 4000 and tris[2] <= 0.2 * tris[0] + 2
+    budget = lods["budget"].value
+    # the launchpad's ceilings are used; the category's switch sizes follow the shorter chain
+    assert budget["lod0_triangles"] == 4000 and budget["ratios"] == [0.5, 0.2]
+    assert budget["screen_sizes"] == [1.0, 0.4, 0.2]
+    assert 1 <= len(tris) <= 3 and all(b < a for a, b in zip(tris, tris[1:]))
+    assert lods["screen_size_per_level"].value == [1.0, 0.4, 0.2][: len(tris)]
+    # every level past LOD0 says whether it got a baked normal map, and why not where not
+    rows = lods["normal_maps"].value.strip().splitlines()[2:]
+    assert len(rows) == len(tris) - 1 and all("| baked |" in r or "plain maps" in r for r in rows), rows
     version = materialization(instance, "engine_export", "blub").metadata["version"].value
     glbs = sorted((kiln_env / "exports" / "blub" / version).rglob("*.glb"))
     reports = khronos.validate_files(glbs)

@@ -184,13 +184,23 @@ def test_lod_chain_checks():
     assert v.check_triangles_fall([1000, 500, 250, 100]).passed
     f = v.check_triangles_fall([1000, 500, 500, 100])
     assert not f.passed and "LOD2" in f.message
-    assert v.check_budget(900, 1000).passed
-    f = v.check_budget(1200, 1000, level=1)
-    assert not f.passed and f.name == "lod1_budget" and f.limit == {"max_triangles": 1000}
     assert v.check_budgets([1000, 500], [1000, 600]).passed
-    assert "LOD1" in v.check_budgets([1000, 700], [1000, 600]).message
-    assert v.check_lod_errors([0.0, 0.001, 0.004], [0.0, 0.002, 0.005]).passed
-    assert "LOD1" in v.check_lod_errors([0.0, 0.003], [0.0, 0.002]).message
+    over = v.check_budgets([1000, 700], [1000, 600], [0.0004, 0.0008], [1.0, 0.5])
+    # a budget deficit is a warning that shows it, and its advice lowers cost
+    assert not over.passed and over.severity == "warn" and over.measured["over_ceiling"] == [0, 100]
+    assert "LOD1 needs 700 triangles, 100 over its ceiling of 600" in over.message
+    assert "lower `[lod] screen_sizes` for LOD1" in over.message
+    assert v.check_lod_errors([0.0, 0.001, 0.004], [0.0004, 0.002, 0.005]).passed
+    err = v.check_lod_errors([0.0, 0.003], [0.0004, 0.002], [1.0, 0.5])
+    # an error over the bound is a blocking defect, and its advice raises quality
+    assert not err.passed and err.severity == "error" and "LOD1 error 3 mm" in err.message
+    assert "one pixel at switch screen size 0.5" in err.message and "to raise quality" in err.message
     assert not v.check_lod_errors([0.0, float("nan")], [0.0, 0.002]).passed
+    assert v.check_screen_sizes_fall([1.0, 0.4, 0.2]).passed
+    bad = v.check_screen_sizes_fall([1.0, 0.4, 0.4])
+    assert not bad.passed and bad.severity == "error" and "LOD2" in bad.message
+    assert v.check_chain_complete(4, 4).passed
+    short = v.check_chain_complete(2, 4, ["LOD2 not made: seams"])
+    assert not short.passed and short.severity == "warn" and "LOD2 not made" in short.message
     with pytest.raises(ValueError):
         v.check_budgets([1, 2], [1])

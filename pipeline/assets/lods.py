@@ -1,40 +1,61 @@
-"""`lod_chain`: decimated, optimized LOD levels with measured error and switch distances."""
+"""`lod_chain`: LOD levels chosen by switch screen size, with error measured against the normalized source, and baked normal maps."""
 
 import dataclasses
 import hashlib
+import io
 import json
 import time
 from typing import Optional
 
 import dagster as dg
+from PIL import Image
 from pydantic import Field
 
+from ..categories import category as category_row
+from ..geometry.bake import HighSurface, bake_level
 from ..geometry.glb import read_glb, write_glb
-from ..geometry.lod import CATEGORY_BUDGETS, LodBudget, build_lod_chain
+from ..geometry.lod import LodBudget, build_lod_chain
 from ..resources import KilnStorage
 from .common import FOLLOW_UPSTREAM, bounds_metadata, game_assets, lineage_metadata, md_table
 
-LOD_CODE_VERSION = "2"  # bump when the chain's output changes for the same input and budget
+LOD_CODE_VERSION = "3"  # bump when the chain's output changes for the same input and budget
+
+# asset.toml `[lod]` keys this stage reads (the launchpad's LodConfig has the same names)
+LOD_KEYS = ("lod0_triangles", "ratios", "screen_sizes")
+NORMAL_MAP_PX = 512  # baked normal maps' side: LOD1 at 0.4 screen height is ~430 px tall at 1080p
 
 
 class LodConfig(dg.Config):
-    """LOD budget overrides for this run (else asset.toml `[lod]`, else the category's budget)."""
+    """LOD overrides for this run (else asset.toml `[lod]`, else the category's chain)."""
 
-    lod0_triangles: Optional[int] = Field(default=None, ge=12, description="Triangle budget for LOD0.")
+    lod0_triangles: Optional[int] = Field(default=None, ge=12, description="Triangle ceiling for LOD0.")
     ratios: Optional[list[float]] = Field(
-        default=None, description="Triangle ratio of each further level relative to LOD0, e.g. [0.5, 0.25, 0.125]."
-    )
+        default=None, description="Triangle ceiling of each further level as a fraction of lod0_triangles, "
+                                  "strictly falling, e.g. [0.5, 0.25, 0.1].")
+    screen_sizes: Optional[list[float]] = Field(
+        default=None, description="Switch screen size per level (LOD0 first), strictly falling in (0, 1]: the "
+                                  "model's largest side as a fraction of the screen height at and below which the "
+                                  "level is shown. Each level's error is held to one 1080p pixel there.")
 
 
 def resolve_budget(category: str, toml_lod: dict, config: LodConfig) -> LodBudget:
-    base = CATEGORY_BUDGETS.get(category, CATEGORY_BUDGETS["prop"])
-    overrides = {k: v for k, v in toml_lod.items() if k in ("lod0_triangles", "ratios")}
-    if config.lod0_triangles is not None:
-        overrides["lod0_triangles"] = config.lod0_triangles
-    if config.ratios is not None:
-        overrides["ratios"] = config.ratios
-    if "ratios" in overrides:
-        overrides["ratios"] = tuple(float(r) for r in overrides["ratios"])
+    """The category's chain, overridden by asset.toml `[lod]`, overridden by the launchpad.
+
+    Overriding `ratios` alone to another number of levels keeps the category's screen sizes for
+    the levels both have and halves the last one for each added level."""
+    base = category_row(category).lod
+    overrides = {k: v for k, v in toml_lod.items() if k in LOD_KEYS}
+    for key in LOD_KEYS:
+        if getattr(config, key) is not None:
+            overrides[key] = getattr(config, key)
+    for key in ("ratios", "screen_sizes"):
+        if key in overrides:
+            overrides[key] = tuple(float(r) for r in overrides[key])
+    if "ratios" in overrides and "screen_sizes" not in overrides:
+        sizes = list(base.screen_sizes[: 1 + len(overrides["ratios"])])
+        while len(sizes) < 1 + len(overrides["ratios"]):
+            sizes.append(sizes[-1] / 2)
+        overrides["screen_sizes"] = tuple(sizes)
     return dataclasses.replace(base, **overrides)
 
 
@@ -45,19 +66,31 @@ def resolve_budget(category: str, toml_lod: dict, config: LodConfig) -> LodBudge
     code_version=LOD_CODE_VERSION,
     automation_condition=FOLLOW_UPSTREAM,
     description=(
-        "The LOD chain: LOD0 within the category's triangle budget, then each level simplified by "
-        "meshoptimizer (attribute-aware; sloppy only for the farthest levels, flagged in metadata), "
-        "with vertex cache/overdraw/fetch optimization, textures downscaled per level, the measured "
-        "surface error in meters and the screen size at which the level may be shown.\n\n"
-        "If a check fails: lower the budget or change the ratios (launchpad `lod_chain` config or "
-        "asset.toml `[lod]`), or fix the source model; a failed blocking check stops the export."
+        "The LOD chain, driven by screen size: each level is shown at and below its switch screen size "
+        "(the model's largest side as a fraction of the screen height) and is the cheapest mesh Kiln "
+        "finds whose measured error against the normalized source stays under one 1080p pixel there "
+        "(meshoptimizer, attribute-aware; sloppy only for the farthest levels, flagged in metadata), "
+        "with vertex cache/overdraw/fetch optimization and textures downscaled per level. Triangle "
+        "ceilings are what each level should cost: a level that needs more keeps them, and the "
+        "`lod_budgets_met` check warns with the deficit. A level that cannot be made cheaper within its "
+        "bound is not made (the chain is shorter; `chain_notes` says why).\n\n"
+        "Levers (launchpad `lod_chain` config or asset.toml `[lod]`): `screen_sizes` (smaller: a level "
+        "is shown smaller, may be coarser, costs less), `lod0_triangles` and `ratios` (the ceilings).\n\n"
+        "Levels 1..n get a tangent-space normal map baked from the normalized source on their own UVs "
+        "where it brings the shading closer to the source (`normal_map` per level; plain maps and the "
+        "reason otherwise). The maps are stored beside the levels; writing them into the GLBs waits for "
+        "the model's normal-texture slot (issue 10)."
     ),
 )
 def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: KilnStorage,
               generated_model: dict) -> dg.Output[dict]:
     asset_id = context.partition_key
     store = storage.blob_store()
-    budget = resolve_budget(generated_model["category"], generated_model["settings"].get("lod", {}), config)
+    try:
+        budget = resolve_budget(generated_model["category"], generated_model["settings"].get("lod", {}), config)
+    except (TypeError, ValueError) as exc:
+        raise dg.Failure(description=f"asset {asset_id}: asset.toml [lod] or the launchpad's lod_chain config: {exc}",
+                         allow_retries=False) from None
     budget_json = json.dumps(dataclasses.asdict(budget), sort_keys=True)
     key = hashlib.sha256(f"{generated_model['glb_sha256']}|{budget_json}|{LOD_CODE_VERSION}".encode()).hexdigest()
     record = f"lod_chains/{key}.json"
@@ -65,12 +98,27 @@ def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: Kil
     started = time.monotonic()
     cached = store.get_record(record)
     if cached:
-        levels = json.loads(cached)
+        levels, notes = json.loads(cached)
         context.log.info(f"reusing the LOD chain built earlier for the same model and budget ({key[:12]})")
     else:
         model = read_glb(store.get(generated_model["glb_sha256"]))
         levels = []
-        for lod in build_lod_chain(model, budget):
+        chain = build_lod_chain(model, budget)
+        notes = chain.notes
+        high = HighSurface.of(model) if len(chain) > 1 else None
+        for lod in chain:
+            normal_map = None
+            if lod.level and high is not None:
+                bake = bake_level(high, lod.model, lod.level, size=NORMAL_MAP_PX,
+                                  max_distance_m=max(2.0 * lod.error_m, 1e-4 * float(max(model.size()))))
+                normal_map = {
+                    "used": bake.used,
+                    "notes": bake.notes,
+                    "maps": {str(m): store.put(_png(img), "image/png") for m, img in bake.maps.items()},
+                    "angle_plain_deg": bake.angle_plain_deg if bake.used else None,
+                    "angle_baked_deg": bake.angle_baked_deg if bake.used else None,
+                    "in_glb": False,  # waits for the model's normal-texture slot (issue 10)
+                }
             lod.model.name = f"{asset_id}_LOD{lod.level}"
             glb = write_glb(lod.model, asset_extras={"asset_id": asset_id, "lod": lod.level})
             levels.append({
@@ -79,15 +127,21 @@ def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: Kil
                 "bytes": len(glb),
                 "triangles": lod.triangles,
                 "vertices": lod.vertices,
+                # every error is against the normalized source (generated_model's GLB), in meters
+                "error_reference": "normalized_source",
                 "error_m": float(lod.error_m),
                 "error_mean_m": float(lod.error_mean_m),
                 "error_estimate_m": float(lod.error_estimate_m),
                 "error_limit_m": float(lod.error_limit_m),
                 "screen_size": float(lod.screen_size),
+                "triangle_ceiling": lod.triangle_ceiling,
+                "over_ceiling": lod.over_ceiling,
+                "searched": [[t, float(e)] for t, e in lod.searched],
+                "normal_map": normal_map,
                 "method": lod.method,
                 "texture_size": lod.texture_size,
             })
-        store.put_record(record, json.dumps(levels, sort_keys=True).encode())
+        store.put_record(record, json.dumps([levels, notes], sort_keys=True).encode())
     elapsed = time.monotonic() - started
 
     lineage = {**generated_model["lineage"], "lod_key": key, "budget": dataclasses.asdict(budget),
@@ -101,14 +155,24 @@ def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: Kil
         "source_glb_sha256": generated_model["glb_sha256"],
         "budget": dataclasses.asdict(budget),
         "levels": levels,
+        "requested_levels": budget.levels,
+        "chain_notes": notes,
         "lineage": lineage,
     }
     metadata = {
         "levels": md_table(
-            ["LOD", "triangles", "vertices", "error (mm)", "limit (mm)", "screen size", "method", "texture", "KB"],
-            [[lv["level"], lv["triangles"], lv["vertices"], round(lv["error_m"] * 1000, 2),
-              round(lv["error_limit_m"] * 1000, 2), round(lv["screen_size"], 3),
+            ["LOD", "switch screen size", "triangles", "ceiling", "error vs source (mm)", "bound: 1 px (mm)",
+             "method", "texture", "KB"],
+            [[lv["level"], round(lv["screen_size"], 3), lv["triangles"], lv["triangle_ceiling"],
+              round(lv["error_m"] * 1000, 3), round(lv["error_limit_m"] * 1000, 3),
               lv["method"], lv["texture_size"] or "-", round(lv["bytes"] / 1024, 1)] for lv in levels]),
+        "chain_notes": "; ".join(notes) or "every requested level was made",
+        "normal_maps": md_table(
+            ["LOD", "normal map", "shading vs source: plain -> baked (deg)", "why"],
+            [[lv["level"], "baked" if lv["normal_map"]["used"] else "plain",
+              (f'{lv["normal_map"]["angle_plain_deg"]:.2f} -> {lv["normal_map"]["angle_baked_deg"]:.2f}'
+               if lv["normal_map"]["used"] else "-"), "; ".join(lv["normal_map"]["notes"]) or "-"]
+             for lv in levels if lv.get("normal_map")]),
         "triangles_per_level": [lv["triangles"] for lv in levels],
         "error_m_per_level": [round(lv["error_m"], 6) for lv in levels],
         "screen_size_per_level": [round(lv["screen_size"], 4) for lv in levels],
@@ -122,3 +186,9 @@ def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: Kil
         **lineage_metadata(lineage),
     }
     return dg.Output(manifest, metadata=metadata)
+
+
+def _png(pixels) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(out, format="PNG", compress_level=4)
+    return out.getvalue()

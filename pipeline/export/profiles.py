@@ -14,9 +14,14 @@ found inside an engine project can be traced back to its concept art.
 - godot: LOD0 plus the convex collision mesh on a node with Godot's `-colonly` suffix
   (collision shape only; a plain `-col` would also render the hull); Godot makes its own LODs.
 
-Screen sizes follow Unreal's convention: level i is drawn while the object covers at most
-`screen_size[i]` of the screen height (LOD0 is the largest). The other engines' numbers are
-derived from them in one place each (`_unity_heights`, `_screen_coverage`).
+Screen sizes come in Kiln's one convention (`pipeline.geometry.lod.SCREEN_HEIGHT_PX`): level i
+is drawn while the model's largest bounding-box side covers at most `screen_size[i]` of the screen
+height (LOD0 is the largest). That is Unity's LODGroup convention (object size = the largest side of
+the bounds), so Unity's transition heights are Kiln's sizes shifted by one level; MSFT_lod's
+screen coverage is an area share (Babylon.js), so the heights are squared; Unreal's screen size
+uses the bounding sphere's diameter, which the unreal manifest names as Kiln's height fraction for
+the artist to enter. Each engine's numbers are derived in one place each (`_unity_heights`,
+`_screen_coverage`) and labelled there.
 
 Builds are deterministic (the same input gives the same bytes), which is what lets `version_for`
 name a version before it is built and publishing never overwrite one.
@@ -356,12 +361,18 @@ def _unreal(inp: ExportInput, levels: list[ExportLevel], opts: ExportOptions):
         name = f"{_lod_name(inp.asset_id, lv.level)}.glb"
         files.append(_glb(name, builder.build(_asset_extras(inp, "unreal", level=lv.level))))
         columns.append({"file": name})
+    # Unreal's Screen Size measures the bounding sphere (its diameter, the box diagonal) against the
+    # screen height; Kiln's measures the box's largest side: scale by diagonal / largest side.
+    size = levels[0].model.size().astype(float)
+    sphere = float(np.linalg.norm(size) / max(float(size.max()), 1e-12))
     engine = {
-        "lod_screen_sizes": [float(lv.screen_size) for lv in levels],
+        "lod_screen_sizes": [float(lv.screen_size) for lv in levels],  # Kiln's: largest side / screen height
+        "unreal_screen_sizes": [round(min(1.0, float(lv.screen_size) * sphere), 6) for lv in levels],
         "collision": {"node": collision_name, "file": files[0].name, "render_node": inp.asset_id,
                       "vertices": collision.vertex_count, "triangles": collision.triangle_count, "convex": True},
         "import": f"import {files[0].name} as the static mesh (UCX_ becomes its simple collision), "
-                  "add LOD1..n with LOD Import and set each LOD's Screen Size from lod_screen_sizes",
+                  "add LOD1..n with LOD Import and set each LOD's Screen Size from unreal_screen_sizes "
+                  "(bounding-sphere convention; lod_screen_sizes are Kiln's largest-side fractions)",
     }
     return files, columns, engine
 

@@ -1,20 +1,24 @@
-"""LOD chains: simplified, GPU-optimized levels with measured error and the screen size to show them at.
+"""LOD chains driven by screen size: each level the cheapest mesh that looks right where it is shown.
 
-    build_lod_chain(model, budget) -> [LodLevel(level 0), LodLevel(level 1), ...]
+    build_lod_chain(model, budget) -> LodChain [LodLevel(level 0), LodLevel(level 1), ...]
 
-Each level is simplified from the previous one (a cascade: each pass works on fewer triangles,
-which keeps a 4-level chain on 500K triangles under a second, and measured on the bench meshes it
-is as accurate as simplifying every level from LOD0, or more at the far levels) with
-meshoptimizer's attribute-aware simplifier: normals and UVs weigh in the error metric, UV seams
-and open borders are kept by its topology rules, and vertices shared between primitives
-(material borders) are locked so neighbouring materials never open a crack. Only the farthest
-levels may fall back to the sloppy (clustering) simplifier, when the attribute-aware one cannot
-reach the triangle target; the level says so in `method` (sloppy ignores seams and, in
-meshoptimizer 0.23, vertex locks). Every level then gets vertex cache, overdraw and vertex fetch
-optimization (unused vertices dropped) and its textures downscaled to a power of two.
+Each level has a switch screen size (Kiln's convention: the model's largest bounding-box side as a
+fraction of the screen height, at and below which the level is shown) and a triangle ceiling. Its
+error bound is one pixel of a 1080p screen at that size, and Kiln searches for the cheapest mesh
+whose error, measured against the normalized source (the model given here, the one reference for
+every level), stays within it (`_search_level`: a few meshoptimizer reductions, each measured with
+`surface_distance`). Where the cheapest such mesh is over the ceiling the level keeps it and says so
+(`over_ceiling`); where no mesh within the bound is meaningfully cheaper than the level before
+(alpha cards, thin strands, heavy seams) the chain ends there and `notes` says why. A hard model
+gets the LODs it can have instead of a failure.
 
-The error of each level is measured, not only estimated: a sampled symmetric surface distance
-against LOD0 (point-to-triangle, deterministic samples), from which the screen size follows.
+Reductions cascade (each level from the one before: fewer triangles to process) with
+meshoptimizer's attribute-aware simplifier: normals and UVs weigh in the error metric, UV seams and
+open borders are kept by its topology rules, and vertices shared between primitives (material
+borders) are locked so neighbouring materials never open a crack. Only the farthest levels may
+fall back to the sloppy (clustering) simplifier, and only when the measured result is within the
+bound; the level says so in `method`. Every level then gets vertex cache, overdraw and vertex
+fetch optimization (unused vertices dropped) and its textures downscaled to a power of two.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import dataclasses
 import io
 import math
 import os
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,30 +43,43 @@ from .normalize import degenerate_mask
 # ----------------------------------------------------------------------------------------------
 # Budgets
 
+# Kiln's one screen-size convention: a level's `screen_size` is the on-screen height fraction of
+# the model's largest bounding-box side (1.0: that side spans the viewport's height) at and below
+# which the level is shown. It is Unity's LODGroup transition-height convention; other engines'
+# numbers are derived from it only in their export profiles (`pipeline.export.profiles`).
+SCREEN_HEIGHT_PX = 1080  # the error bound is one pixel of a 1080-pixel-high viewport
+
 
 @dataclass(frozen=True)
 class LodBudget:
-    """How many triangles each level may cost.
+    """What each level is for, and the most it should cost (glTF-Transform-style options: no
+    category is named here; `pipeline.categories` holds the per-category values).
 
-    lod0_triangles: ceiling for LOD0 (the source is simplified to it when above, kept when below).
-    ratios: triangle count of levels 1..n-1 relative to LOD0's actual count, strictly falling.
-    max_error: per level 0..n-1, the measured surface error (error_m) allowed, as a fraction of the
-      model's size (largest bounding-box side); LOD0's is against the source when it had to be
-      simplified. Missing trailing entries repeat the last one, so overriding `ratios` alone works.
-      These are the limits the LOD checks enforce; the simplifier itself is driven by triangles.
-    sloppy_from_level: the first level allowed to fall back to sloppy simplification.
+    screen_sizes: per level 0..n-1, the switch screen size (see SCREEN_HEIGHT_PX's comment),
+      strictly falling, in (0, 1]. It fixes the level's error bound: at that size one pixel spans
+      size_m / (screen_size * screen_height_px) meters, and the level's measured error against
+      the normalized source must stay under it (`error_limit_m`).
+    lod0_triangles: triangle ceiling for LOD0.
+    ratios: triangle ceilings of levels 1..n-1 as fractions of `lod0_triangles`, strictly falling.
+      Ceilings are what the level should cost; the error bound is what it must look like. Kiln
+      takes the cheapest mesh within the bound; where that is over the ceiling the level keeps the
+      triangles it needs and the budget check warns with the deficit (never a failure).
+    sloppy_from_level: the first level allowed to fall back to sloppy (clustering) simplification.
+    screen_height_px: the viewport height the one-pixel bound is taken at.
     """
 
     lod0_triangles: int
     ratios: tuple[float, ...] = (0.5, 0.25, 0.1)
-    max_error: tuple[float, ...] = (0.02, 0.02, 0.05, 0.1)
+    screen_sizes: tuple[float, ...] = (1.0, 0.5, 0.25, 0.1)
     sloppy_from_level: int = 2
+    screen_height_px: int = SCREEN_HEIGHT_PX
 
     def __post_init__(self) -> None:
         # budgets come from TOML and launchpad config too: lists and floats are accepted
         object.__setattr__(self, "lod0_triangles", int(self.lod0_triangles))
         object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
-        object.__setattr__(self, "max_error", tuple(float(e) for e in self.max_error))
+        object.__setattr__(self, "screen_sizes", tuple(float(r) for r in self.screen_sizes))
+        object.__setattr__(self, "screen_height_px", int(self.screen_height_px))
         if self.lod0_triangles < 1:
             raise ValueError(f"lod0_triangles must be at least 1, got {self.lod0_triangles}")
         previous = 1.0
@@ -69,34 +87,31 @@ class LodBudget:
             if not 0.0 < r < previous:
                 raise ValueError(f"LOD ratios must fall strictly within (0, 1), got {list(self.ratios)}")
             previous = r
-        if not self.max_error or any(e <= 0 for e in self.max_error):
-            raise ValueError(f"max_error must hold positive fractions, got {list(self.max_error)}")
+        if len(self.screen_sizes) != self.levels:
+            raise ValueError(f"screen_sizes needs one entry per level ({self.levels}: LOD0 and one per ratio), "
+                             f"got {list(self.screen_sizes)}")
+        previous = math.inf
+        for s in self.screen_sizes:
+            if not 0.0 < s <= 1.0 or not s < previous:
+                raise ValueError(f"screen_sizes must fall strictly within (0, 1], got {list(self.screen_sizes)}")
+            previous = s
         if self.sloppy_from_level < 1:
             raise ValueError("sloppy_from_level must be at least 1: LOD0 is never simplified sloppily")
+        if self.screen_height_px < 1:
+            raise ValueError(f"screen_height_px must be positive, got {self.screen_height_px}")
 
     @property
     def levels(self) -> int:
         return 1 + len(self.ratios)
 
-    def error_limit(self, level: int) -> float:
-        """Allowed error at `level` as a fraction of the model's size."""
-        return self.max_error[min(level, len(self.max_error) - 1)]
+    def ceiling(self, level: int) -> int:
+        """Triangle ceiling of `level`."""
+        return self.lod0_triangles if level == 0 else max(1, round(self.lod0_triangles * self.ratios[level - 1]))
 
+    def error_limit_m(self, level: int, size_m: float) -> float:
+        """The largest error (m) `level` may have: one pixel at its switch screen size."""
+        return pixel_m(self.screen_sizes[level], size_m, screen_height_px=self.screen_height_px)
 
-# Game budgets per category, in triangles for LOD0 (current-generation PC/console figures, the
-# range studios quote for each role), then 50% / 25% / 10% (environment pieces fall faster: they
-# are mostly seen from afar). The error limits grow with distance: a level shown smaller may be off
-# by more of its size and still be under a pixel (see screen_size_for_error).
-CATEGORY_BUDGETS: dict[str, LodBudget] = {
-    # characters and vehicles the camera gets close to
-    "hero": LodBudget(lod0_triangles=100_000, ratios=(0.5, 0.25, 0.1)),
-    # crates, barrels, furniture: many on screen at once
-    "prop": LodBudget(lod0_triangles=20_000, ratios=(0.5, 0.25, 0.1)),
-    # bottles, tools, pickups: small on screen, the far levels can be very coarse
-    "small_prop": LodBudget(lod0_triangles=5_000, ratios=(0.5, 0.25, 0.1)),
-    # rocks, trees, building pieces: large, but mostly at a distance
-    "environment": LodBudget(lod0_triangles=50_000, ratios=(0.4, 0.15, 0.05)),
-}
 
 # Weights of the attributes in meshoptimizer's error metric, relative to positions normalized to
 # the mesh extent (a UV change of 1.0, the whole texture, costs as much as moving a vertex by the
@@ -127,7 +142,12 @@ MIN_STEP = 0.9
 # Screen size
 
 
-def screen_size_for_error(error_m: float, size_m: float, *, screen_height_px: int = 1080,
+def pixel_m(screen_size: float, size_m: float, *, screen_height_px: int = SCREEN_HEIGHT_PX) -> float:
+    """How many meters one pixel spans on a model of `size_m` shown at `screen_size`."""
+    return size_m / (max(screen_size, 1e-9) * screen_height_px)
+
+
+def screen_size_for_error(error_m: float, size_m: float, *, screen_height_px: int = SCREEN_HEIGHT_PX,
                           vfov_deg: float = 60.0) -> float:
     """The largest on-screen height fraction at which a level whose error is `error_m` still
     looks right: its error projects to at most one pixel. Capped at 1.0 (whole screen height).
@@ -174,8 +194,6 @@ class Surface:
         prims = [p for p in model.primitives if p.triangle_count]
         t = np.concatenate([p.positions[p.triangles] for p in prims]).astype(np.float32) if prims \
             else np.zeros((0, 3, 3), np.float32)
-        used = [p.positions[np.unique(p.indices)] for p in prims]
-        self.vertices = np.concatenate(used).astype(np.float32) if used else np.zeros((0, 3), np.float32)
         self.a = np.ascontiguousarray(t[:, 0])
         self.e1 = np.ascontiguousarray(t[:, 1] - t[:, 0])
         self.e2 = np.ascontiguousarray(t[:, 2] - t[:, 0])
@@ -317,25 +335,13 @@ def _point_triangle_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.
     return np.where(inside, plane, out)
 
 
-def _probes(surface: Surface, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Area-weighted surface samples (for the mean and max) and up to as many of the surface's
-    vertices (for the max only: a detail simplification removed peaks at a vertex, which random
-    samples would mostly miss)."""
-    vertices = surface.vertices
-    if len(vertices) > samples:
-        vertices = vertices[np.sort(np.random.default_rng(seed + 7).choice(len(vertices), samples, replace=False))]
-    return surface.sample(samples, seed), vertices
-
-
 def _symmetric(a: Surface, b: Surface, samples: int, seed: int,
-               a_probes: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float, float]:
-    pa, va = _probes(a, samples, seed) if a_probes is None else a_probes
-    pb, vb = _probes(b, samples, seed + 1)
-    area = np.concatenate([b.distance(pa), a.distance(pb)])
+               a_samples: np.ndarray | None = None) -> tuple[float, float]:
+    pa = a.sample(samples, seed) if a_samples is None else a_samples
+    area = np.concatenate([b.distance(pa), a.distance(b.sample(samples, seed + 1))])
     if not len(area):
         return 0.0, 0.0
-    worst = max(area.max(), b.distance(va).max(initial=0.0), a.distance(vb).max(initial=0.0))
-    return float(area.mean()), float(worst)
+    return float(area.mean()), float(area.max())
 
 
 def surface_distance(a: Model | Surface, b: Model | Surface, samples: int = 30_000,
@@ -344,9 +350,15 @@ def surface_distance(a: Model | Surface, b: Model | Surface, samples: int = 30_0
 
     `samples` points are drawn uniformly over each surface (area-weighted, fixed seed, so the
     result is reproducible) and each is measured exactly to the nearest triangle of the other
-    model; the mean is over both directions. The max is the sampled Hausdorff distance: over those
-    points and up to `samples` vertices of each model too (removed detail peaks at vertices). It
-    can miss a spike between samples, never report more than the true Hausdorff distance.
+    model; mean and max are over both directions. The max is the sampled Hausdorff distance.
+
+    Only area samples count, not vertices: a feature is weighed by the surface it shows. The
+    sample lantern showed why (issue 15): its reconstruction has a 15 mm needle of three sliver
+    triangles about 0.3 mm wide at a corner (~2 mm^2, under a pixel wide even with the lantern
+    filling a 1080p screen). meshoptimizer's quadrics are area-weighted, so the needle costs nothing
+    to collapse and goes at any triangle count; a max taken over vertices reported its 13.2 mm
+    for every LOD1 from 4,000 to 6,000 triangles (and LOD1 was measured against LOD0, LOD0 against
+    the source, so the numbers were not comparable either).
     """
     return _symmetric(a if isinstance(a, Surface) else Surface(a), b if isinstance(b, Surface) else Surface(b),
                       samples, seed)
@@ -495,22 +507,39 @@ Method = Literal["attribute", "sloppy", "source"]
 
 @dataclass
 class LodLevel:
-    """One level of the chain. `screen_size` is the switch threshold: show this level while the
-    model covers at most that fraction of the screen height (Unity's LODGroup transition height
-    for the level before it; Unreal's screen size is the same idea on the bounding sphere)."""
+    """One level of the chain. Every error is measured against the normalized source (the model
+    `build_lod_chain` was given), in meters."""
 
     level: int
     model: Model
     triangles: int
     vertices: int
-    error_m: float  # measured: max of the sampled symmetric surface distance vs LOD0 (vs the source for LOD0)
+    error_m: float  # measured: max of the sampled symmetric surface distance to the normalized source
     error_mean_m: float  # measured: mean of the same distances
     error_estimate_m: float  # meshoptimizer's own estimate summed along the cascade (it includes the
     #                          weighted attribute error, so it is a heuristic, not meters of surface)
-    screen_size: float  # largest on-screen height fraction to show it at (1080p, 60 deg): error < 1 px
+    screen_size: float  # switch screen size: shown at and below this on-screen height fraction
     method: Method
     texture_size: int | None  # largest texture side at this level, None without textures
-    error_limit_m: float = math.inf  # the budget's max error for this level, in meters
+    error_limit_m: float = math.inf  # one pixel at `screen_size` (the bound the search held it to)
+    triangle_ceiling: int = 0  # the budget's ceiling for this level
+    searched: list[tuple[int, float]] = dataclasses.field(default_factory=list)  # (triangles, error_m) tried
+
+    @property
+    def over_ceiling(self) -> int:
+        """Triangles above the ceiling the error bound needed (0 when within budget)."""
+        return max(0, self.triangles - self.triangle_ceiling) if self.triangle_ceiling else 0
+
+
+class LodChain(list):
+    """The levels (a list of LodLevel) and why the chain is shorter than the budget asked, if it is."""
+
+    def __init__(self, levels: list[LodLevel], requested_levels: int, notes: list[str],
+                 seconds: dict[str, float] | None = None):
+        super().__init__(levels)
+        self.requested_levels = requested_levels
+        self.notes = notes
+        self.seconds = seconds or {}  # wall time: search (simplify + measure on the main thread), total
 
 
 @dataclass
@@ -566,21 +595,27 @@ def _lock_shared_borders(sources: list[_Source], indices: list[np.ndarray]) -> N
 
 def _simplify(src: _Source, indices: np.ndarray, target_triangles: int, *, sparse: bool,
               allow_sloppy: bool) -> tuple[np.ndarray, float, bool]:
-    """One cascade step. Returns (indices into the source vertices, error estimate m, used sloppy)."""
+    """One reduction of one primitive to a triangle count. Returns (indices into the source
+    vertices, error estimate m, used sloppy).
+
+    Driven by the count, not by meshoptimizer's target_error: measured on the 500K bench mesh,
+    an error-bounded call that stops on its error (target count below what the error allows)
+    costs 5-7 s instead of 0.5 s in C meshoptimizer 0.23 (each pass then collapses only a few
+    edges). The search (`_search_level`) turns the error bound into counts with measurements.
+    """
     target = max(1, target_triangles) * 3
     if len(indices) <= target:
         return indices, 0.0, False
-    # ERROR_ABSOLUTE: errors in meters, comparable across primitives; the target error is
-    # unbounded (triangles drive). SPARSE once the level indexes only part of the source vertices
-    # (it saves per-vertex work; on the full mesh it only costs).
+    # ERROR_ABSOLUTE: errors in meters, comparable across primitives. SPARSE once the level indexes
+    # only part of the source vertices (it saves per-vertex work; on the full mesh it only costs).
     options = meshopt.SIMPLIFY_ERROR_ABSOLUTE | (meshopt.SIMPLIFY_SPARSE if sparse else 0)
     out, error = meshopt.simplify(indices, src.positions, target_index_count=target, target_error=3.0e38,
                                   attributes=src.attributes, attribute_weights=src.weights,
                                   vertex_lock=src.lock, options=options)
     if allow_sloppy and len(out) > target * TARGET_TOLERANCE:
         # Stuck on topology (seams, many small parts): cluster the rest of the way, starting from
-        # the attribute-aware result, the closest to the target that keeps the seams (measured:
-        # about the error of the stuck result, at the target count).
+        # the attribute-aware result, the closest to the target that keeps the seams. The search
+        # measures the result like any other, so a sloppy level that breaks its bound is refused.
         sloppy, relative = meshopt.simplify_sloppy(out, src.positions, target_index_count=target)
         if len(sloppy):
             return sloppy, error + relative * src.scale, True
@@ -607,22 +642,154 @@ def _finish(src: _Source, indices: np.ndarray, diagonal: float, keep_tangents: b
     return src.template.with_vertices(streams[0], indices, **out)
 
 
+@dataclass
+class _Candidate:
+    indices: list[np.ndarray]  # per primitive, into its source's vertices
+    triangles: int
+    estimate: float
+    method: Method
+    error_m: float = 0.0
+    error_mean_m: float = 0.0
+
+
+# The search's tuning, each measured on the bench meshes and the shared test models:
+# - error ~ 1 / triangles is the model used to pick the next count (smooth surfaces simplified by
+#   edge collapse: error grows with the square of the edge length, and edges with 1/sqrt(count));
+# - aim under the bound (AIM), since the sampled max is noisy by a few percent between counts;
+# - stop when a candidate lands in [GOOD_ENOUGH, 1] x bound: a few percent fewer triangles are
+#   not worth another simplify + measure;
+# - where a failure and a success bracket the bound, bisect (error can jump where a part collapses);
+# - at most MAX_TRIES candidates per level (each costs a simplification and a measurement).
+AIM = 0.85
+GOOD_ENOUGH = 0.6
+MAX_TRIES = 4
+BRACKET = 1.25  # stop bisecting once the cheapest success is within 25% of the richest failure
+
+
+def _reduce(sources: list[_Source], base: list[np.ndarray], start: list[np.ndarray], target: int, *,
+            allow_sloppy: bool, estimate: float) -> _Candidate:
+    total = sum(len(i) // 3 for i in start)
+    out, error, method = [], 0.0, "attribute"
+    for src, idx, first in zip(sources, start, base):
+        share = round(target * (len(idx) // 3) / max(total, 1))
+        reduced, err, sloppy = _simplify(src, idx, share, sparse=idx is not first, allow_sloppy=allow_sloppy)
+        error = max(error, err)
+        method = "sloppy" if sloppy else method
+        out.append(reduced)
+    return _Candidate(out, sum(len(i) // 3 for i in out), estimate + error, method)  # type: ignore[arg-type]
+
+
+class _Meter:
+    """Measures candidates against the normalized source: one Surface and one sample set for all.
+
+    The two directions run on two threads (numpy and the KD-tree release the GIL). Each point is
+    measured to the triangles of its 4 nearest anchors (`Surface.distance`'s default is 8): the
+    max, which the bound is held to, is made exact either way; the mean may read a few percent
+    high. Measured on the lantern: 0.43 -> 0.2 s per candidate.
+    """
+
+    CANDIDATES = 4
+
+    def __init__(self, source: Model, samples: int, seed: int):
+        self.surface = Surface(source)
+        self.surface.tree  # noqa: B018 -- built here, on the pool, while LOD0's first reduction runs
+        self.samples, self.seed = samples, seed
+        self.points = self.surface.sample(samples, seed)
+        self._pool = ThreadPoolExecutor(1)
+
+    def close(self) -> None:
+        self._pool.shutdown()
+
+    def measure(self, sources: list[_Source], cand: _Candidate) -> None:
+        prims = [Primitive(src.positions, idx) for src, idx in zip(sources, cand.indices) if len(idx)]
+        if not prims:
+            cand.error_mean_m = cand.error_m = math.inf
+            return
+        other = Surface(Model(prims))
+        there = self._pool.submit(self.surface.distance, other.sample(self.samples, self.seed + 1), self.CANDIDATES)
+        here = other.distance(self.points, self.CANDIDATES)
+        both = np.concatenate([here, there.result()])
+        cand.error_mean_m, cand.error_m = float(both.mean()), float(both.max())
+
+
+def _search_level(sources: list[_Source], base: list[np.ndarray], previous: _Candidate, *, level: int,
+                  bound: float, ceiling: int, most: int, allow_sloppy: bool, meter: Future,
+                  seconds: dict[str, float]) -> tuple[
+                      _Candidate | None, list[tuple[int, float]]]:
+    """The cheapest candidate found within `bound` (m, measured) and at most `most` triangles,
+    or None. `previous` is the level before (LOD0: the source itself, error 0)."""
+    if previous.error_m > 0:
+        # the level before tells how this mesh's error falls with its count; the ceiling would be
+        # a wasted try when the mesh is harder than the budget assumed (one simplify + measure)
+        guess = max(previous.triangles * previous.error_m / (AIM * bound), previous.triangles / 8)
+    else:
+        guess = ceiling  # LOD0: nothing known yet; the budget's own figure is the best first try
+    target = int(min(guess, most))
+    best: _Candidate | None = None
+    failed = 0  # the largest count that measured over the bound
+    tried: list[tuple[int, float]] = []
+    for _ in range(MAX_TRIES):
+        # going cheaper than an accepted candidate continues from it (the cascade, fewer triangles
+        # to process); going richer starts over from the level before
+        start = best.indices if best is not None and target < best.triangles else previous.indices
+        clock = time.perf_counter()
+        cand = _reduce(sources, base, start, target, allow_sloppy=allow_sloppy,
+                       estimate=best.estimate if start is not previous.indices else previous.estimate)
+        seconds["simplify"] += time.perf_counter() - clock
+        if not cand.triangles or cand.triangles > most:
+            break  # nothing left, or topology stopped it above what this level may cost
+        if cand.triangles == previous.triangles:
+            cand.error_m, cand.error_mean_m = previous.error_m, previous.error_mean_m
+        else:
+            clock = time.perf_counter()
+            meter.result().measure(sources, cand)  # the first call waits for the source's Surface
+            seconds["measure"] += time.perf_counter() - clock
+        tried.append((cand.triangles, cand.error_m))
+        if cand.error_m <= bound:
+            if best is None or cand.triangles < best.triangles:
+                best = cand
+            if cand.error_m >= GOOD_ENOUGH * bound:
+                break
+        else:
+            failed = max(failed, cand.triangles)
+        if best is not None and failed:
+            # bracketed: bisect (in log scale) between the failure and the success; error is not
+            # smooth in the count where a thin part (a ring, a strand) collapses at once
+            if best.triangles < BRACKET * failed:
+                break
+            nxt = math.sqrt(best.triangles * failed)
+        elif best is not None:
+            nxt = max(best.triangles * max(best.error_m, 1e-12) / (AIM * bound), best.triangles / 4, 4)
+        else:
+            if cand.triangles >= most:
+                break
+            nxt = min(cand.triangles * cand.error_m / (AIM * bound), most)
+        nxt = int(nxt)
+        if any(abs(nxt - t) <= 0.05 * t for t, _ in tried):
+            break
+        target = nxt
+    return best, tried
+
+
 def build_lod_chain(
     model: Model,
     budget: LodBudget,
     *,
     texture_sizes: tuple[int, ...] | None = (2048, 1024, 512, 256),
-    measure: bool = True,
-    samples: int = 30_000,
+    samples: int = 20_000,
     seed: int = 0,
-) -> list[LodLevel]:
-    """The LOD chain of `model` under `budget` (see the module docstring).
+) -> LodChain:
+    """The LOD chain of `model` (the normalized source) under `budget`.
+
+    Each level is the cheapest mesh Kiln finds whose measured error against the source stays
+    within one pixel at the level's switch screen size (`LodBudget.error_limit_m`): a few
+    candidates per level, each reduced by meshoptimizer from the level before (a cascade) and
+    measured (`surface_distance`, `samples` points per surface and direction). A level needs
+    MIN_STEP fewer triangles than the one before; when no candidate within the bound is that much
+    cheaper, the chain ends there and `notes` says why. The triangle ceilings are not enforced:
+    the error bound wins and `LodLevel.over_ceiling` shows the deficit.
 
     texture_sizes: largest texture side per level (the last repeats); None keeps textures as is.
-    measure: measure each level's surface error (else error_m / error_mean_m are NaN and the
-      screen sizes come from meshoptimizer's estimate); `samples` points per surface and direction.
-    The chain has `budget.levels` levels, or fewer when a level cannot be made meaningfully
-    cheaper than the one before (MIN_STEP; tiny, flat-shaded or heavily seamed models).
     Materials keep their order and indices in every level. Deterministic: the same input gives
     the same levels, whatever the thread scheduling.
     """
@@ -635,14 +802,15 @@ def build_lod_chain(
     sources = [s for s, _ in prepared]
     base = [i for _, i in prepared]
     _lock_shared_borders(sources, base)
-
+    size = model_size(model)
     total = sum(len(i) // 3 for i in base)
-    targets = [min(total, budget.lod0_triangles)]
-    targets += [max(1, round(targets[0] * r)) for r in budget.ratios]
 
     lo, hi = model.bounds()
     diagonal = float(np.linalg.norm(hi.astype(np.float64) - lo))
     workers = max(1, min(4, os.cpu_count() or 1))
+    notes: list[str] = []
+    seconds = {"simplify": 0.0, "measure": 0.0}  # where the search's wall time goes (main thread)
+    started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
         # Textures first, so they resize on the pool while the geometry runs; one job per texture
         # (decoded once), shared by the materials that use it.
@@ -651,36 +819,44 @@ def build_lod_chain(
         texture_jobs: dict[int, Future] = {}
         for index, uses in sorted(model.texture_uses().items()):
             texture_jobs[index] = pool.submit(_texture_levels, model.textures[index], sides, _image_space(uses))
+        meter_job = pool.submit(_Meter, model, samples, seed)
 
-        # Geometry: the cascade runs here (each step needs the previous one); each finished level's
+        # Geometry: the search runs here (each level needs the one before); each accepted level's
         # GPU optimization runs on the pool meanwhile (ctypes releases the GIL).
-        current = base
-        estimates = [0.0] * len(sources)  # per primitive, summed along the cascade
-        levels_geometry = []
-        previous = 0
-        for level, target in enumerate(targets):
-            method: Method = "source" if level == 0 else "attribute"
-            level_total = sum(len(i) // 3 for i in current)
-            if level_total > target:
-                method = "attribute"
-                nxt = []
-                for k, (src, idx) in enumerate(zip(sources, current)):
-                    share = round(target * (len(idx) // 3) / level_total)
-                    out, error, sloppy = _simplify(src, idx, share, sparse=idx is not base[k],
-                                                    allow_sloppy=level >= budget.sloppy_from_level)
-                    estimates[k] += error
-                    method = "sloppy" if sloppy else method
-                    nxt.append(out)
-                current = nxt
-            reached = sum(len(i) // 3 for i in current)
-            if level and not 0 < reached <= MIN_STEP * previous:
-                break  # no cheaper than the level before (or nothing left): the chain ends here
-            previous = reached
-            jobs = [pool.submit(_finish, src, idx, diagonal, method == "source") for src, idx in zip(sources, current)]
-            levels_geometry.append((method, max(estimates), jobs))
+        previous = _Candidate(base, total, 0.0, "source")
+        accepted: list[tuple[_Candidate, list[tuple[int, float]], list[Future]]] = []
+        for level in range(budget.levels):
+            bound = budget.error_limit_m(level, size)
+            most = total if level == 0 else int(MIN_STEP * previous.triangles)
+            if most < 1:
+                break
+            best, tried = _search_level(sources, base, previous, level=level, bound=bound,
+                                        ceiling=budget.ceiling(level), most=most,
+                                        allow_sloppy=level >= budget.sloppy_from_level, meter=meter_job,
+                                        seconds=seconds)
+            if best is None:
+                if level == 0:
+                    best = previous  # the source itself: exact, however many triangles it has
+                else:
+                    lowest = min(tried, key=lambda t: t[0]) if tried else None
+                    notes.append(
+                        f"LOD{level} not made: no mesh with at most {most} triangles ({MIN_STEP:.0%} of "
+                        f"LOD{level - 1}) stays within its {bound * 1000:.3g} mm bound (one pixel at screen size "
+                        f"{budget.screen_sizes[level]:g})" + (
+                            f"; tried {', '.join(f'{t} tris: {e * 1000:.3g} mm' for t, e in tried)}" if lowest else
+                            "; the simplifier could not reduce it that far (seams, separate parts)"))
+                    break
+            if best.triangles == total:
+                best.method = "source"
+            # source tangents stay valid only where the geometry is unchanged
+            jobs = [pool.submit(_finish, src, idx, diagonal, best.method == "source")
+                    for src, idx in zip(sources, best.indices)]
+            accepted.append((best, tried, jobs))
+            previous = best
 
+        seconds["search"] = time.perf_counter() - started
         chain: list[LodLevel] = []
-        for level, (method, estimate, jobs) in enumerate(levels_geometry):
+        for level, (cand, tried, jobs) in enumerate(accepted):
             # Every image at this level's size; materials keep pointing at the same indices.
             textures, texture_sides = list(model.textures), []
             for index, job in texture_jobs.items():
@@ -692,34 +868,12 @@ def build_lod_chain(
                 materials=list(model.materials), textures=textures, name=f"{model.name}_LOD{level}")
             chain.append(LodLevel(
                 level=level, model=lod_model, triangles=lod_model.triangle_count,
-                vertices=lod_model.vertex_count, error_m=math.nan, error_mean_m=math.nan,
-                error_estimate_m=float(estimate), screen_size=1.0, method=method,
-                texture_size=max(texture_sides) if texture_sides else None,
+                vertices=lod_model.vertex_count, error_m=cand.error_m, error_mean_m=cand.error_mean_m,
+                error_estimate_m=float(cand.estimate), screen_size=budget.screen_sizes[level],
+                method=cand.method, texture_size=max(texture_sides) if texture_sides else None,
+                error_limit_m=budget.error_limit_m(level, size), triangle_ceiling=budget.ceiling(level),
+                searched=tried,
             ))
-    _measure(chain, model, budget, samples=samples, seed=seed, measure=measure)
-    return chain
-
-
-def _measure(chain: list[LodLevel], source: Model, budget: LodBudget, *, samples: int, seed: int,
-             measure: bool) -> None:
-    """Fill in measured errors, error limits and screen sizes (screen sizes never grow with level,
-    as LOD switching needs)."""
-    size = model_size(chain[0].model)
-    if measure:
-        lod0 = Surface(chain[0].model)
-        if chain[0].method != "source":
-            chain[0].error_mean_m, chain[0].error_m = _symmetric(Surface(source), lod0, samples, seed)
-        else:
-            chain[0].error_mean_m, chain[0].error_m = 0.0, 0.0
-        probes = _probes(lod0, samples, seed)
-        for lod in chain[1:]:
-            lod.error_mean_m, lod.error_m = _symmetric(lod0, Surface(lod.model), samples, seed, a_probes=probes)
-    screen = 1.0
-    for lod in chain:
-        lod.error_limit_m = budget.error_limit(lod.level) * size
-        if lod.level == 0:
-            lod.screen_size = 1.0
-            continue
-        error = lod.error_m if measure else lod.error_estimate_m
-        screen = min(screen, screen_size_for_error(error, size))
-        lod.screen_size = screen
+    meter_job.result().close()
+    seconds["total"] = time.perf_counter() - started
+    return LodChain(chain, budget.levels, notes, seconds)

@@ -6,7 +6,8 @@ JSON dicts for the check's metadata) and a message a technical artist can act on
 `pipeline/checks.py` turns findings into check results.
 
 `validate_glb` runs every check that applies to one GLB file; the LOD-chain checks
-(`check_triangles_fall`, `check_budget(s)`, `check_lod_errors`) take the chain's numbers.
+(`check_triangles_fall`, `check_screen_sizes_fall`, `check_lod_errors`: defects, blocking;
+`check_budgets`, `check_chain_complete`: cost, warnings) take the chain's numbers.
 """
 
 from __future__ import annotations
@@ -361,33 +362,66 @@ def check_triangles_fall(counts: Sequence[int]) -> Finding:
                     " > ".join(map(str, counts)))
 
 
-def check_budget(triangles: int, budget: int, level: int = 0) -> Finding:
-    """One level's triangle count is within its budget."""
-    passed = int(triangles) <= int(budget)
-    return Finding(f"lod{level}_budget", passed, "error", {"triangles": int(triangles)},
-                   {"max_triangles": int(budget)},
-                   f"LOD{level}: {triangles} of {budget} triangles" if passed else
-                   f"LOD{level} has {triangles} triangles, over its budget of {budget}")
+def check_screen_sizes_fall(screen_sizes: Sequence[float]) -> Finding:
+    """Each level switches in at a strictly smaller screen size than the one before, within (0, 1]."""
+    sizes = [float(s) for s in screen_sizes]
+    bad = [f"LOD{i} switches at screen size {sizes[i]:g}, not below LOD{i - 1}'s {sizes[i - 1]:g}"
+           for i in range(1, len(sizes)) if not sizes[i] < sizes[i - 1]]
+    bad += [f"LOD{i} screen size {s:g} is outside (0, 1]" for i, s in enumerate(sizes) if not 0 < s <= 1]
+    return _finding("lod_screen_sizes_fall", bad, [], {"screen_sizes": sizes},
+                    {"rule": "strictly falling, within (0, 1] (largest side / screen height)"},
+                    " > ".join(f"{s:g}" for s in sizes))
 
 
-def check_budgets(counts: Sequence[int], budgets: Sequence[int]) -> Finding:
-    """Every level within its budget (budgets[i] for level i)."""
-    if len(counts) != len(budgets):
-        raise ValueError(f"{len(counts)} levels but {len(budgets)} budgets")
-    over = [f"LOD{i} has {c} triangles, over its budget of {b}" for i, (c, b) in enumerate(zip(counts, budgets))
-            if c > b]
-    return _finding("lod_budgets", over, [], {"triangles": [int(c) for c in counts]},
-                    {"max_triangles": [int(b) for b in budgets]}, "every level within its triangle budget")
-
-
-def check_lod_errors(errors_m: Sequence[float], limits_m: Sequence[float]) -> Finding:
-    """Every level's measured geometric error (m) is within its limit (m)."""
+def check_lod_errors(errors_m: Sequence[float], limits_m: Sequence[float],
+                     screen_sizes: Sequence[float] | None = None) -> Finding:
+    """Every level's measured error against the normalized source (m) is within its bound (m): one
+    pixel at the level's switch screen size. Kiln's search keeps every level it makes inside, so
+    a failure is a defect (a chain made elsewhere or by an older Kiln), not a hard model."""
     if len(errors_m) != len(limits_m):
         raise ValueError(f"{len(errors_m)} errors but {len(limits_m)} limits")
-    over = [f"LOD{i} error {e:.4g} m exceeds its limit {lim:.4g} m" if np.isfinite(e) else f"LOD{i} error is {e}"
-            for i, (e, lim) in enumerate(zip(errors_m, limits_m)) if not (np.isfinite(e) and e <= lim)]
-    return _finding("lod_error_within_limit", over, [], {"error_m": [float(e) for e in errors_m]},
-                    {"max_error_m": [float(v) for v in limits_m]}, "every level's error within its limit")
+    sizes = list(screen_sizes) if screen_sizes is not None else [None] * len(errors_m)
+    over = []
+    for i, (e, lim, s) in enumerate(zip(errors_m, limits_m, sizes)):
+        if np.isfinite(e) and e <= lim:
+            continue
+        at = f" (one pixel at switch screen size {s:g})" if s is not None else ""
+        over.append(f"LOD{i} error {e * 1000:.3g} mm vs the normalized source exceeds its bound "
+                    f"{lim * 1000:.3g} mm{at}: to raise quality, rebuild the chain, or lower "
+                    f"`[lod] screen_sizes` for LOD{i} so it is shown only smaller" if np.isfinite(e)
+                    else f"LOD{i} error is {e}")
+    return _finding("lod_error_within_bound", over, [],
+                    {"error_m": [float(e) for e in errors_m], "reference": "normalized source"},
+                    {"max_error_m": [float(v) for v in limits_m], "rule": "one 1080p pixel at the switch screen size"},
+                    "every level within one pixel at its switch screen size")
+
+
+def check_budgets(counts: Sequence[int], ceilings: Sequence[int], limits_m: Sequence[float] = (),
+                  screen_sizes: Sequence[float] = ()) -> Finding:
+    """Every level within its triangle ceiling. A warning, never a failure: the error bound wins,
+    and a level that needs more triangles than its ceiling to look right keeps them."""
+    if len(counts) != len(ceilings):
+        raise ValueError(f"{len(counts)} levels but {len(ceilings)} ceilings")
+    over = []
+    for i, (c, b) in enumerate(zip(counts, ceilings)):
+        if c <= b:
+            continue
+        why = ""
+        if i < len(limits_m) and i < len(screen_sizes):
+            why = f" to stay within {limits_m[i] * 1000:.3g} mm (one pixel at screen size {screen_sizes[i]:g})"
+        over.append(f"LOD{i} needs {c} triangles, {c - b} over its ceiling of {b},{why}: to lower its cost, "
+                    f"lower `[lod] screen_sizes` for LOD{i} (shown smaller, it may be coarser), or raise the "
+                    "ceiling (`lod0_triangles` / `ratios`) to accept it")
+    return _finding("lod_budgets", [], over, {"triangles": [int(c) for c in counts],
+                                              "over_ceiling": [max(0, int(c) - int(b)) for c, b in zip(counts, ceilings)]},
+                    {"max_triangles": [int(b) for b in ceilings]}, "every level within its triangle ceiling")
+
+
+def check_chain_complete(levels: int, requested: int, notes: Sequence[str] = ()) -> Finding:
+    """The chain has every level asked for (a warning: a shorter chain still ships)."""
+    short = [] if levels >= requested else [f"{levels} of {requested} levels: " + ("; ".join(notes) or "see chain notes")]
+    return _finding("lod_chain_complete", [], short, {"levels": int(levels)}, {"requested_levels": int(requested)},
+                    f"all {requested} levels")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,354 @@
+"""Normal-map baking: the detail a simplified level lost, put back as a tangent-space normal map.
+
+    frames = tangent_frames(positions, indices, normals, uvs)             # (n, 4) glTF TANGENT
+    result = bake_normal_map(high, low, size=512, max_distance_m=...)   # BakeResult
+
+Pure numpy + embreex (ray casting) + xatlas (fresh UV layouts); no Dagster, no category.
+
+Conventions (glTF 2.0, and so Unity, Unreal, Godot and three.js when they read the tangents Kiln
+writes, or derive MikkTSpace tangents themselves):
+- Tangent space is MikkTSpace-style: per-corner tangents from the UV derivatives, weighted by
+  the corner's angle, summed per vertex, made orthogonal to the vertex normal (Gram-Schmidt);
+  the bitangent is `w * cross(normal, tangent)` with `w` = +-1 the handedness. Differences from
+  the reference implementation (mikktspace.c): it splits a vertex whose corners disagree in
+  handedness (mirrored UVs meeting at a vertex) and groups corners by smoothing group; here such
+  a vertex gets the majority sign. On meshes whose UV islands are not mirrored within a vertex
+  (every xatlas layout, most generator layouts) the frames agree up to float rounding; the test
+  checks them against analytic frames. Ship the tangents with the map (glTF TANGENT) so no engine
+  has to re-derive them.
+- The map is OpenGL-style (glTF's): +X along +U, +Y (green) up in the image, which is the
+  direction of decreasing glTF V (glTF's V runs down the image). Encoded as RGB = n * 0.5 + 0.5.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .model import Model, vertex_normals
+
+# ----------------------------------------------------------------------------------------------
+# Tangent frames
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    length = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(length, 1e-20)
+
+
+def _corner_angles(p: np.ndarray) -> np.ndarray:
+    """(m, 3) interior angle at each corner of each triangle (m, 3, 3 positions)."""
+    angles = np.empty(p.shape[:2], np.float64)
+    for k in range(3):
+        a = _unit(p[:, (k + 1) % 3] - p[:, k])
+        b = _unit(p[:, (k + 2) % 3] - p[:, k])
+        angles[:, k] = np.arccos(np.clip(np.einsum("ij,ij->i", a, b), -1.0, 1.0))
+    return angles
+
+
+def tangent_frames(positions: np.ndarray, indices: np.ndarray, normals: np.ndarray, uvs: np.ndarray) -> np.ndarray:
+    """Per-vertex glTF tangents (n, 4): xyz unit, orthogonal to the normal, w = +-1 handedness.
+
+    The bitangent a shader builds, w * cross(normal, tangent), points up the image (decreasing V).
+    """
+    p = positions.astype(np.float64)
+    tri = indices.reshape(-1, 3)
+    P = p[tri]
+    T = uvs.astype(np.float64)[tri]
+    e1, e2 = P[:, 1] - P[:, 0], P[:, 2] - P[:, 0]
+    du1, dv1 = T[:, 1, 0] - T[:, 0, 0], T[:, 1, 1] - T[:, 0, 1]
+    du2, dv2 = T[:, 2, 0] - T[:, 0, 0], T[:, 2, 1] - T[:, 0, 1]
+    det = du1 * dv2 - du2 * dv1
+    r = np.where(np.abs(det) > 1e-20, 1.0 / np.where(det == 0, 1.0, det), 0.0)
+    sdir = (e1 * dv2[:, None] - e2 * dv1[:, None]) * r[:, None]  # dP/du
+    tdir = (e2 * du1[:, None] - e1 * du2[:, None]) * r[:, None]  # dP/dv (glTF v: down the image)
+    angles = _corner_angles(P)
+    n = len(p)
+    t_acc = np.zeros((n, 3))
+    b_acc = np.zeros((n, 3))
+    for k in range(3):
+        w = angles[:, k][:, None]
+        np.add.at(t_acc, tri[:, k], _unit(sdir) * w)
+        np.add.at(b_acc, tri[:, k], _unit(-tdir) * w)  # the map's +Y: up the image, decreasing v
+    nrm = _unit(normals.astype(np.float64))
+    t = t_acc - nrm * np.einsum("ij,ij->i", nrm, t_acc)[:, None]
+    # a vertex with no usable UV derivative: any direction orthogonal to the normal
+    fallback = np.where(np.abs(nrm[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+    fallback = fallback - nrm * np.einsum("ij,ij->i", nrm, fallback)[:, None]
+    t = np.where(np.linalg.norm(t, axis=1, keepdims=True) > 1e-12, t, fallback)
+    t = _unit(t)
+    handed = np.where(np.einsum("ij,ij->i", np.cross(nrm, t), b_acc) < 0.0, -1.0, 1.0)
+    return np.concatenate([t, handed[:, None]], axis=1).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# UV layouts
+
+
+def uv_layout_problem(uvs: np.ndarray | None, indices: np.ndarray, size: int = 256) -> str | None:
+    """Why these UVs cannot carry a baked map (None when they can): missing, outside [0, 1]
+    (tiling), or overlapping (mirrored or stacked islands: two surfaces would share texels)."""
+    if uvs is None:
+        return "no UVs"
+    tri = indices.reshape(-1, 3)
+    t = uvs[tri].astype(np.float64)
+    if not np.isfinite(t).all() or t.min() < -1e-3 or t.max() > 1.0 + 1e-3:
+        return "UVs outside [0, 1] (tiling)"
+    area = 0.5 * np.abs((t[:, 1, 0] - t[:, 0, 0]) * (t[:, 2, 1] - t[:, 0, 1])
+                        - (t[:, 2, 0] - t[:, 0, 0]) * (t[:, 1, 1] - t[:, 0, 1]))
+    if area.sum() < 1e-6:
+        return "UVs with no area"
+    owner, _ = _rasterize(t, size)
+    claimed = np.count_nonzero(owner >= 0)
+    # the raster keeps one triangle per texel, so overlap shows as total UV area above the
+    # texels covered (a few percent for the texels islands' edges share)
+    covered = claimed / float(size * size)
+    if area.sum() > 1.15 * covered + 4.0 / size:
+        return f"overlapping UVs ({area.sum():.2f} of UV area on {covered:.2f} of the texture)"
+    return None
+
+
+def fresh_uvs(positions: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A new non-overlapping UV layout (xatlas): (vertex mapping into the input vertices,
+    new indices, new UVs in [0, 1]). Vertices on the new seams are duplicated."""
+    import xatlas
+
+    vmapping, new_indices, uvs = xatlas.parametrize(positions.astype(np.float32), indices.reshape(-1, 3).astype(np.uint32))
+    return vmapping.astype(np.int64), new_indices.reshape(-1).astype(np.uint32), uvs.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rasterizing in UV space
+
+
+def _rasterize(t: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Texel centres covered by each UV triangle (t: (m, 3, 2) in [0, 1], glTF v down the image):
+    (owner triangle per texel, -1 where none; barycentrics (size, size, 3)). Vectorized over the
+    triangles' bounding boxes, in chunks to bound memory."""
+    owner = np.full(size * size, -1, np.int64)
+    bary = np.zeros((size * size, 3), np.float32)
+    px = t * size - 0.5  # texel centres at integer coordinates
+    lo = np.clip(np.floor(px.min(axis=1)).astype(np.int64), 0, size - 1)
+    hi = np.clip(np.ceil(px.max(axis=1)).astype(np.int64), 0, size - 1)
+    w = hi[:, 0] - lo[:, 0] + 1
+    h = hi[:, 1] - lo[:, 1] + 1
+    counts = w * h
+    start = 0
+    limit = 4_000_000
+    while start < len(t):
+        stop = start + max(1, int(np.searchsorted(np.cumsum(counts[start:]), limit)))
+        ids = np.repeat(np.arange(start, min(stop, len(t))), counts[start:stop])
+        offs = np.arange(len(ids)) - np.repeat(np.cumsum(counts[start:stop]) - counts[start:stop], counts[start:stop])
+        x = lo[ids, 0] + offs % w[ids]
+        y = lo[ids, 1] + offs // w[ids]
+        a, b, c = px[ids, 0], px[ids, 1], px[ids, 2]
+        v0, v1 = b - a, c - a
+        d = np.stack([x, y], 1) - a
+        den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
+        ok = np.abs(den) > 1e-12
+        den = np.where(ok, den, 1.0)
+        l1 = (d[:, 0] * v1[:, 1] - v1[:, 0] * d[:, 1]) / den
+        l2 = (v0[:, 0] * d[:, 1] - d[:, 0] * v0[:, 1]) / den
+        l0 = 1.0 - l1 - l2
+        eps = -1e-4
+        inside = ok & (l0 >= eps) & (l1 >= eps) & (l2 >= eps)
+        texel = (y * size + x)[inside]
+        owner[texel] = ids[inside]
+        bary[texel] = np.stack([l0, l1, l2], 1)[inside]
+        start = stop
+    return owner.reshape(size, size), bary.reshape(size, size, 3)
+
+
+# ----------------------------------------------------------------------------------------------
+# Baking
+
+
+@dataclass
+class BakeResult:
+    image: np.ndarray  # (size, size, 3) uint8, OpenGL-style tangent-space normals
+    tangents: np.ndarray  # (n, 4) glTF TANGENT for the low mesh's vertices
+    coverage: float  # share of the texels the low mesh covers that found the high surface
+    angle_plain_deg: float  # mean angle between the high surface's normal and the low's own, per texel
+    angle_baked_deg: float  # the same with the baked map applied (quantized to 8 bits)
+
+    @property
+    def improves(self) -> bool:
+        """Worth shipping: the map brings the shading normals at least 1 degree closer on average
+        and halves the difference (a level that is already as smooth as its source keeps plain maps)."""
+        return self.angle_plain_deg - self.angle_baked_deg >= 1.0 and self.angle_baked_deg <= 0.5 * self.angle_plain_deg
+
+
+def _interpolate(values: np.ndarray, tri: np.ndarray, owner: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    corners = values[tri[owner]]  # (k, 3, d)
+    return np.einsum("kc,kcd->kd", bary, corners)
+
+
+class HighSurface:
+    """The detailed surface rays look for: positions, triangles, normals and the embree scene,
+    built once for every level baked from it."""
+
+    def __init__(self, positions: np.ndarray, indices: np.ndarray, normals: np.ndarray):
+        from embreex import rtcore_scene
+        from embreex.mesh_construction import TriangleMesh
+
+        self.tri = indices.reshape(-1, 3).astype(np.int64)
+        self.normals = normals.astype(np.float64)
+        self.scene = rtcore_scene.EmbreeScene()
+        # the indexed form: a third of the memory of one vertex triple per triangle
+        TriangleMesh(self.scene, np.ascontiguousarray(positions, np.float32), self.tri.astype(np.int32))
+
+    @classmethod
+    def of(cls, model: Model) -> "HighSurface":
+        prims = [p for p in model.primitives if p.triangle_count]
+        offsets = np.cumsum([0] + [p.vertex_count for p in prims])[:-1]
+        return cls(np.concatenate([p.positions for p in prims]),
+                   np.concatenate([p.indices.astype(np.int64) + o for p, o in zip(prims, offsets)]),
+                   np.concatenate([p.normals if p.normals is not None else vertex_normals(p.positions, p.indices)
+                                   for p in prims]))
+
+
+def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray] | HighSurface,
+                    low: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], *, size: int = 512,
+                    max_distance_m: float) -> BakeResult:
+    """Bake the high surface's shading normals onto the low mesh's UV layout.
+
+    high: (positions, indices, normals) of the detailed surface (LOD0 or the normalized source).
+    low: (positions, indices, normals, uvs) of the simplified level; its UVs must be usable
+      (`uv_layout_problem` is None; else lay out `fresh_uvs` first).
+    max_distance_m: how far from the low surface to look for the high one, along the low normal,
+      both ways (the level's measured error bounds it).
+    Texels no triangle covers stay flat (128, 128, 255), as do texels whose rays miss.
+    """
+    if not isinstance(high, HighSurface):
+        high = HighSurface(*high)
+    lp, li, ln, luv = low
+    tri = li.reshape(-1, 3)
+    tangents = tangent_frames(lp, li, ln, luv)
+    owner, bary = _rasterize(luv[tri].astype(np.float64), size)
+    covered = owner >= 0
+    k_owner, k_bary = owner[covered], bary[covered].astype(np.float64)
+    point = _interpolate(lp.astype(np.float64), tri, k_owner, k_bary)
+    normal = _unit(_interpolate(ln.astype(np.float64), tri, k_owner, k_bary))
+    tangent = _interpolate(tangents[:, :3].astype(np.float64), tri, k_owner, k_bary)
+    tangent = _unit(tangent - normal * np.einsum("ij,ij->i", normal, tangent)[:, None])
+    handed = np.where(_interpolate(tangents[:, 3:].astype(np.float64), tri, k_owner, k_bary)[:, 0] < 0, -1.0, 1.0)
+    bitangent = np.cross(normal, tangent) * handed[:, None]
+
+    scene, htri, hn = high.scene, high.tri, high.normals
+    best_t = np.full(len(point), np.inf)
+    best_prim = np.full(len(point), -1, np.int64)
+    best_uv = np.zeros((len(point), 2))
+    for sign in (1.0, -1.0):  # outward and inward: the high surface can be on either side
+        origins = point.astype(np.float32)
+        dirs = (normal * sign).astype(np.float32)
+        hit = scene.run(origins, dirs, output=1, dists=np.full(len(point), max_distance_m, np.float32))
+        prim = hit["primID"].astype(np.int64)
+        t = np.where(prim >= 0, hit["tfar"], np.inf)
+        better = t < best_t
+        best_t[better], best_prim[better] = t[better], prim[better]
+        best_uv[better] = np.stack([hit["u"], hit["v"]], 1)[better]
+    found = best_prim >= 0
+    hb = np.stack([1.0 - best_uv[found].sum(1), best_uv[found, 0], best_uv[found, 1]], 1)
+    high_normal = normal.copy()
+    high_normal[found] = _unit(np.einsum("kc,kcd->kd", hb, hn[htri[best_prim[found]]]))
+
+    local = np.stack([np.einsum("ij,ij->i", high_normal, tangent), np.einsum("ij,ij->i", high_normal, bitangent),
+                      np.einsum("ij,ij->i", high_normal, normal)], 1)
+    local[:, 2] = np.maximum(local[:, 2], 1e-3)  # a normal map cannot point into the surface
+    local = _unit(local)
+    encoded = np.clip(np.round((local * 0.5 + 0.5) * 255.0), 0, 255).astype(np.uint8)
+    image = np.empty((size, size, 3), np.uint8)
+    image[:] = (128, 128, 255)
+    image[covered] = encoded
+
+    decoded = _unit(encoded.astype(np.float64) / 255.0 * 2.0 - 1.0)
+    shaded = _unit(decoded[:, :1] * tangent + decoded[:, 1:2] * bitangent + decoded[:, 2:] * normal)
+    plain = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", high_normal, normal), -1, 1)))
+    baked = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", high_normal, shaded), -1, 1)))
+    return BakeResult(image=_dilate(image, covered, 4), tangents=tangents,
+                      coverage=float(found.mean()) if len(found) else 0.0,
+                      angle_plain_deg=float(plain[found].mean()) if found.any() else 0.0,
+                      angle_baked_deg=float(baked[found].mean()) if found.any() else 0.0)
+
+
+def _dilate(image: np.ndarray, covered: np.ndarray, passes: int) -> np.ndarray:
+    """Grow the islands by `passes` texels (edge padding) so mipmaps and bilinear filtering at
+    UV seams do not blend in the flat background."""
+    img = image.copy()
+    filled = covered.copy()
+    for _ in range(passes):
+        grown = filled.copy()
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            src = np.roll(filled, (dy, dx), axis=(0, 1))
+            take = src & ~grown
+            img[take] = np.roll(img, (dy, dx), axis=(0, 1))[take]
+            grown |= take
+        filled = grown
+    return img
+
+
+def mean_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean angle between rows of two unit-vector arrays, in degrees (for tests and reports)."""
+    return float(np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", _unit(a), _unit(b)), -1, 1))).mean()) \
+        if len(a) else math.nan
+
+
+# ----------------------------------------------------------------------------------------------
+# A chain's levels
+
+
+@dataclass
+class LevelBake:
+    """The bake of one LOD level: per material, the map (None where plain maps are kept) and why."""
+
+    level: int
+    maps: dict[int, np.ndarray]  # material index -> (size, size, 3) uint8, only where the bake helps
+    tangents: dict[int, np.ndarray]  # primitive index -> (n, 4) glTF TANGENT, for the primitives mapped
+    notes: list[str]
+    angle_plain_deg: float = math.nan  # area-weighted over the level's baked materials
+    angle_baked_deg: float = math.nan
+
+    @property
+    def used(self) -> bool:
+        return bool(self.maps)
+
+
+def bake_level(high: HighSurface, low: Model, level: int, *, size: int, max_distance_m: float) -> LevelBake:
+    """Bake one simplified level from the high surface, material by material, on the level's own
+    UVs. Materials whose UVs cannot carry a map (missing, tiling, overlapping) keep plain maps and
+    say why: a fresh xatlas layout (`fresh_uvs`) would also need the base colour re-baked onto it,
+    which Kiln does not do yet, so it is only used by callers for untextured materials."""
+    out = LevelBake(level, {}, {}, [])
+    plain, baked, weights = [], [], []
+    for material in sorted({p.material for p in low.primitives}):
+        prims = [(i, p) for i, p in enumerate(low.primitives) if p.material == material and p.triangle_count]
+        if any(p.uvs is None or p.normals is None for _, p in prims):
+            out.notes.append(f"material {material}: no UVs or normals to bake onto; plain maps")
+            continue
+        offsets = np.cumsum([0] + [p.vertex_count for _, p in prims])[:-1]
+        pos = np.concatenate([p.positions for _, p in prims])
+        idx = np.concatenate([p.indices.astype(np.int64) + o for (_, p), o in zip(prims, offsets)]).astype(np.uint32)
+        nrm = np.concatenate([p.normals for _, p in prims])
+        uvs = np.concatenate([p.uvs for _, p in prims])
+        problem = uv_layout_problem(uvs, idx, size=min(size, 256))
+        if problem:
+            out.notes.append(f"material {material}: {problem}; plain maps")
+            continue
+        result = bake_normal_map(high, (pos, idx, nrm, uvs), size=size, max_distance_m=max_distance_m)
+        if not result.improves:
+            out.notes.append(f"material {material}: the map would not bring the shading closer to the source "
+                             f"({result.angle_plain_deg:.2f} -> {result.angle_baked_deg:.2f} deg); plain maps")
+            continue
+        out.maps[material] = result.image
+        for (i, p), o in zip(prims, offsets):
+            out.tangents[i] = result.tangents[o:o + p.vertex_count]
+        w = float(len(idx))
+        plain.append(result.angle_plain_deg * w)
+        baked.append(result.angle_baked_deg * w)
+        weights.append(w)
+    if weights:
+        out.angle_plain_deg = sum(plain) / sum(weights)
+        out.angle_baked_deg = sum(baked) / sum(weights)
+    return out
