@@ -107,3 +107,20 @@ def test_bake_level_maps_what_helps_and_says_why_elsewhere():
     assert any(n.startswith("material 1: UVs outside [0, 1]") for n in bake.notes), bake.notes
     mapped = [i for i, p in enumerate(far.model.primitives) if p.material == 0]
     assert set(bake.tangents) == set(mapped)
+
+    # written into the level's GLB: the baked map is material 0's normalTexture, with tangents on its
+    # primitives; material 1 stays plain; the file is valid glTF and reads back the same
+    from pipeline.geometry.bake import with_baked_normals
+    from pipeline.geometry.glb import read_glb, write_glb
+    from tests import khronos
+
+    level, written = with_baked_normals(far.model, bake)
+    assert written == [0]
+    assert level.materials[0].normal_texture is not None and level.materials[1].normal_texture is None
+    assert far.model.materials[0].normal_texture is None  # the chain's own model is not changed
+    glb = write_glb(level)
+    back = read_glb(glb)
+    assert back.materials[0].normal_texture is not None
+    assert all((p.tangents is not None) == (p.material == 0) for p in back.primitives)
+    if khronos.available():
+        khronos.assert_valid(glb, "LOD with a baked normal map")

@@ -12,13 +12,13 @@ from PIL import Image
 from pydantic import Field
 
 from ..categories import category as category_row
-from ..geometry.bake import HighSurface, bake_level
+from ..geometry.bake import HighSurface, bake_level, with_baked_normals
 from ..geometry.glb import read_glb, write_glb
 from ..geometry.lod import LodBudget, build_lod_chain
 from ..resources import KilnStorage
 from .common import FOLLOW_UPSTREAM, bounds_metadata, game_assets, lineage_metadata, md_table
 
-LOD_CODE_VERSION = "3"  # bump when the chain's output changes for the same input and budget
+LOD_CODE_VERSION = "4"  # bump when the chain's output changes for the same input and budget
 
 # asset.toml `[lod]` keys this stage reads (the launchpad's LodConfig has the same names)
 LOD_KEYS = ("lod0_triangles", "ratios", "screen_sizes")
@@ -78,8 +78,8 @@ def resolve_budget(category: str, toml_lod: dict, config: LodConfig) -> LodBudge
         "is shown smaller, may be coarser, costs less), `lod0_triangles` and `ratios` (the ceilings).\n\n"
         "Levels 1..n get a tangent-space normal map baked from the normalized source on their own UVs "
         "where it brings the shading closer to the source (`normal_map` per level; plain maps and the "
-        "reason otherwise). The maps are stored beside the levels; writing them into the GLBs waits for "
-        "the model's normal-texture slot (issue 10)."
+        "reason otherwise). The baked map is the level's normalTexture, with its tangents, in the GLB; a "
+        "material with its own normal map keeps it."
     ),
 )
 def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: KilnStorage,
@@ -111,13 +111,17 @@ def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: Kil
             if lod.level and high is not None:
                 bake = bake_level(high, lod.model, lod.level, size=NORMAL_MAP_PX,
                                   max_distance_m=max(2.0 * lod.error_m, 1e-4 * float(max(model.size()))))
+                lod.model, written = with_baked_normals(lod.model, bake)
+                kept = sorted(set(bake.maps) - set(written))
                 normal_map = {
-                    "used": bake.used,
-                    "notes": bake.notes,
+                    "used": bool(written),
+                    "notes": bake.notes + [f"material {m}: keeps its own normal map (the bake sees geometry only)"
+                                           for m in kept],
                     "maps": {str(m): store.put(_png(img), "image/png") for m, img in bake.maps.items()},
                     "angle_plain_deg": bake.angle_plain_deg if bake.used else None,
                     "angle_baked_deg": bake.angle_baked_deg if bake.used else None,
-                    "in_glb": False,  # waits for the model's normal-texture slot (issue 10)
+                    "in_glb": [int(m) for m in written],  # materials whose normalTexture is the baked map
+                    "tangents": "baked frames (MikkTSpace-style)" if written else None,
                 }
             lod.model.name = f"{asset_id}_LOD{lod.level}"
             glb = write_glb(lod.model, asset_extras={"asset_id": asset_id, "lod": lod.level})

@@ -352,3 +352,31 @@ def bake_level(high: HighSurface, low: Model, level: int, *, size: int, max_dist
         out.angle_plain_deg = sum(plain) / sum(weights)
         out.angle_baked_deg = sum(baked) / sum(weights)
     return out
+
+
+def with_baked_normals(low: Model, bake: LevelBake) -> tuple[Model, list[int]]:
+    """`low` with each baked map as its material's normal texture (TEXCOORD_0, PNG) and the bake's
+    tangents on the mapped primitives; returns (model, material indices written).
+
+    A material that already has a normal map keeps it (downscaled with the level): the bake sees
+    geometry only, so writing it would throw away the source map's detail (combining the two is
+    not done). Other levels are untouched: the level gets its own copies of the materials."""
+    import dataclasses
+    import io
+
+    from PIL import Image
+
+    from .model import Texture, TextureRef
+
+    materials, textures, written = list(low.materials), list(low.textures), []
+    for index, pixels in sorted(bake.maps.items()):
+        if materials[index].normal_texture is not None:
+            continue
+        out = io.BytesIO()
+        Image.fromarray(pixels, "RGB").save(out, format="PNG", compress_level=4)
+        textures.append(Texture(out.getvalue(), "image/png", name=f"{materials[index].name}_LOD{bake.level}_normal"))
+        materials[index] = dataclasses.replace(materials[index], normal_texture=TextureRef(texture=len(textures) - 1))
+        written.append(index)
+    primitives = [dataclasses.replace(p, tangents=bake.tangents[i]) if p.material in written and i in bake.tangents
+                  else p for i, p in enumerate(low.primitives)]
+    return dataclasses.replace(low, primitives=primitives, materials=materials, textures=textures), written
