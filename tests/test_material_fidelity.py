@@ -4,12 +4,14 @@ and the Khronos validator reports no error on any of them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from pipeline.export.meshopt_ext import decompress_glb
-from pipeline.export.profiles import PROFILES, ExportInput, ExportLevel, build_profile
+from pipeline.export.profiles import (PROFILES, TANGENTS_OMITTED, TANGENTS_SOURCE, ExportInput, ExportLevel,
+                                      build_profile)
 from pipeline.geometry.fidelity import differences, row, signature
 from pipeline.geometry.glb import read_glb
 from pipeline.geometry.lod import LodBudget, build_lod_chain
@@ -58,7 +60,14 @@ def test_every_slot_extension_and_stream_reaches_every_profile_and_level(name, t
         assert not lost, (name, f"LOD{lv.level}", lost)
         table.append(f"  LOD{lv.level} ({lv.method}) {row(lv.model)}")
     to_validate = []
+    used = sorted({e for m in source_sig.values() for e in m["extensions"]})
     for profile, files in exports.items():
+        manifest = json.loads(next(f for f in files if f.role == "manifest").data)
+        assert manifest["fidelity"]["material_extensions"] == {"carried": used, "not_carried": []}, profile
+        for lv, stated in zip(chain, manifest["fidelity"]["levels"]):
+            if any(m.normal_texture is not None for m in lv.model.materials):
+                kept = lv.method == "source" and all(p.tangents is not None for p in lv.model.primitives)
+                assert stated["tangents"] == (TANGENTS_SOURCE if kept else TANGENTS_OMITTED), (profile, stated)
         for f in files:
             if f.role != "glb":
                 continue

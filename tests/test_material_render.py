@@ -90,7 +90,8 @@ def test_exported_lod0_looks_like_the_source_and_a_dropped_normal_map_does_not(t
     (tmp_path / "broken.glb").write_bytes(web_file([broken]))
     (tmp_path / "index.html").write_text(PAGE)
     with browser.PageServer(tmp_path) as server:
-        result = browser.run_page(server, "index.html", size=(600, 450))
+        # three models with 2K textures on SwiftShader: slow on a shared machine, hence the long timeout
+        result = browser.run_page(server, "index.html", size=(600, 450), timeout_s=300)
     assert "error" not in result, result["error"]
     frames = {k: browser.data_url_png(v) for k, v in result.items()}
     for name, png in frames.items():

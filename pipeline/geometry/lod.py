@@ -395,6 +395,18 @@ def _linear_to_srgb(c: np.ndarray) -> np.ndarray:
 _SRGB_TO_LINEAR = _srgb_to_linear(np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
 
 
+def _texels_as_float(pixels: np.ndarray, space: str) -> np.ndarray:
+    """(h, w, 3|4) bytes as float32: linear light (srgb) or unit-range vectors (normal); alpha in 0..1."""
+    out = np.empty(pixels.shape, np.float32)
+    if space == "srgb":
+        np.take(_SRGB_TO_LINEAR, pixels[..., :3], out=out[..., :3])
+    else:
+        np.multiply(pixels[..., :3], np.float32(1 / 127.5), out=out[..., :3])
+        out[..., :3] -= 1.0
+    np.multiply(pixels[..., 3:], np.float32(1 / 255), out=out[..., 3:])
+    return out
+
+
 def _resample_channels(values: np.ndarray, size: tuple[int, int], exact: bool) -> np.ndarray:
     """(h, w, c) float32 resampled to `size` (w, h) in float (no 8-bit rounding between steps):
     a box average for exact integer steps (a reshape and a mean), else Lanczos per channel."""
@@ -436,15 +448,17 @@ def _resized(texture: Texture, image: Image.Image, max_side: int, space: str = "
             values = _resample_channels(level, (w, h), True)
         else:
             pixels = np.asarray(image)
-            full = np.empty(pixels.shape, np.float32)  # one float copy of the image, filled in place
-            if space == "srgb":
-                np.take(_SRGB_TO_LINEAR, pixels[..., :3], out=full[..., :3])
+            if exact:
+                # Band by band (the box is local), so no float copy of the whole image is ever held:
+                # four 2K maps resampling on the pool would otherwise cost ~250 MB at once.
+                band = max(factor, 256 // factor * factor)
+                values = np.empty((h, w, pixels.shape[2]), np.float32)
+                for top in range(0, pixels.shape[0], band):
+                    block = _texels_as_float(pixels[top:top + band], space)
+                    values[top // factor:(top + len(block)) // factor] = _resample_channels(
+                        block, (w, len(block) // factor), True)
             else:
-                np.multiply(pixels[..., :3], np.float32(1 / 127.5), out=full[..., :3])
-                full[..., :3] -= 1.0
-            np.multiply(pixels[..., 3:], np.float32(1 / 255), out=full[..., 3:])
-            values = _resample_channels(full, (w, h), exact)
-            del full
+                values = _resample_channels(_texels_as_float(pixels, space), (w, h), False)
         if exact:
             cache["level"] = values
         rgb, alpha = values[..., :3], values[..., 3:]

@@ -14,7 +14,7 @@ chain resamples an image once per level.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
@@ -136,15 +136,6 @@ class Material:
                 for key, value in ext.items():
                     if isinstance(value, TextureRef):
                         yield f"{name}.{key}", value
-
-    def with_textures(self, remap: dict[int, int]) -> "Material":
-        """A copy whose TextureRefs point at `remap[old index]` (refs not in remap unchanged)."""
-        def moved(ref: Any) -> Any:
-            return replace(ref, texture=remap.get(ref.texture, ref.texture)) if isinstance(ref, TextureRef) else ref
-        extensions = {name: ({k: moved(v) for k, v in ext.items()} if isinstance(ext, dict) else ext)
-                      for name, ext in self.extensions.items()}
-        return replace(self, extensions=extensions,
-                       **{f"{slot}_texture": moved(getattr(self, f"{slot}_texture")) for slot in CORE_SLOTS})
 
 
 # Optional per-vertex streams of a Primitive, in the order they are written and simplified.

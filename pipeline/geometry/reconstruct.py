@@ -49,7 +49,8 @@ from scipy.sparse.csgraph import connected_components
 from skimage import measure
 
 from .foreground import Foreground, ReconstructionError, fill_background, foreground, mask_bbox
-from .model import Material, Model, Primitive, Texture, vertex_normals
+from .model import (CLAMP_TO_EDGE, LINEAR, LINEAR_MIPMAP_LINEAR, Material, Model, Primitive, Sampler, Texture,
+                    TextureRef, vertex_normals)
 from .render import Frame, camera_basis, rasterize, render, render_mask
 
 __all__ = [
@@ -805,13 +806,15 @@ def reconstruct(views: list[tuple[str, bytes]], config: ReconstructionConfig | N
     positions[:, 1] = np.maximum(positions[:, 1], 0.0)
     material = Material(
         name="concept",
-        base_color_texture=Texture(png, "image/png"),
+        base_color_texture=TextureRef(0, sampler=0),
         metallic=0.0,
         roughness=float(config.roughness),
     )
     primitive = Primitive(positions=positions, indices=out_faces.ravel(), normals=normals[vertex_ids],
                           uvs=uvs, material=0)
-    return Model(primitives=[primitive], materials=[material], name="model")
+    # An atlas: clamped, so bilinear filtering at a chart on the border does not wrap around.
+    return Model(primitives=[primitive], materials=[material], name="model", textures=[Texture(png, "image/png")],
+                 samplers=[Sampler(LINEAR, LINEAR_MIPMAP_LINEAR, CLAMP_TO_EDGE, CLAMP_TO_EDGE)])
 
 
 # ----------------------------------------------------------------------------------------------
