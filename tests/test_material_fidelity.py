@@ -36,7 +36,7 @@ FILES = {
     "Fox": f"{SAMPLES}/Fox/glTF-Binary/Fox.glb",
 }
 # Small levels and textures: the point is what survives, not how long a big chain takes.
-BUDGET = LodBudget(lod0_triangles=4_000, ratios=(0.5, 0.25))
+BUDGET = LodBudget(lod0_triangles=4_000, ratios=(0.5, 0.25), screen_sizes=(1.0, 0.2, 0.05))
 TEXTURES = (256, 128, 64)
 
 
@@ -44,7 +44,7 @@ def export_all(name: str, data: bytes) -> tuple[dict, list, dict[str, list]]:
     source = read_glb(data, allow_animation=True)
     model, _ = normalize(source, min_piece_fraction=0.0)  # keep every piece: each one carries a material
     model.name = name.lower()
-    chain = build_lod_chain(model, BUDGET, texture_sizes=TEXTURES, measure=False)
+    chain = build_lod_chain(model, BUDGET, texture_sizes=TEXTURES, samples=4_000)
     inp = ExportInput(asset_id=name.lower(), version="test",
                       levels=[ExportLevel(lv.level, lv.model, lv.triangles, 0.0, lv.screen_size) for lv in chain])
     return signature(source), chain, {p: build_profile(inp, p) for p in PROFILES}

@@ -74,7 +74,7 @@ def test_exported_lod0_looks_like_the_source_and_a_dropped_normal_map_does_not(t
     data = (testdata / MODEL).read_bytes()
     model, _ = normalize(read_glb(data))
     model.name = "alphablend"
-    chain = build_lod_chain(model, LodBudget(lod0_triangles=100_000), measure=False)
+    chain = build_lod_chain(model, LodBudget(lod0_triangles=100_000, ratios=(), screen_sizes=(1.0,)), samples=4_000)
 
     def web_file(levels) -> bytes:
         inp = ExportInput("alphablend", "test", [ExportLevel(lv.level, lv.model, lv.triangles, 0.0, lv.screen_size)

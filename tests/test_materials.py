@@ -247,7 +247,8 @@ def test_each_map_is_downscaled_in_its_own_colour_space():
     model = full_model()
     model.textures = [_encoded(checker), _encoded(normal), _encoded(checker), _encoded(checker)]
     model.materials[0].extensions = {}
-    chain = build_lod_chain(model, LodBudget(lod0_triangles=100, ratios=(0.5,)), texture_sizes=(32,), measure=False)
+    chain = build_lod_chain(model, LodBudget(lod0_triangles=100, ratios=(0.5,), screen_sizes=(1.0, 0.5)),
+                            texture_sizes=(32,), samples=2_000)
     lod0 = chain[0].model
 
     def mean(ref) -> np.ndarray:
