@@ -9,32 +9,37 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from ..asset_settings import (LOD0_MAX_TRIANGLES, LOD0_MIN_TRIANGLES, AssetSettings, LodSettings, SettingsError,
+                              describe, parse_settings)
 from ..geometry.glb import read_glb, write_glb
 from ..geometry.lod import CATEGORY_BUDGETS, LodBudget, build_lod_chain
 from ..resources import KilnStorage
-from .common import FOLLOW_UPSTREAM, bounds_metadata, game_assets, lineage_metadata, md_table
+from .common import FOLLOW_UPSTREAM, bounds_metadata, classified_failures, game_assets, lineage_metadata, md_table
 
 LOD_CODE_VERSION = "2"  # bump when the chain's output changes for the same input and budget
 
 
 class LodConfig(dg.Config):
-    """LOD budget overrides for this run (else asset.toml `[lod]`, else the category's budget)."""
+    """LOD budget overrides for this run (else asset.toml `[lod]`, else the category's budget).
 
-    lod0_triangles: Optional[int] = Field(default=None, ge=12, description="Triangle budget for LOD0.")
-    ratios: Optional[list[float]] = Field(
-        default=None, description="Triangle ratio of each further level relative to LOD0, e.g. [0.5, 0.25, 0.125]."
-    )
+    Checked by the same schema as asset.toml's `[lod]` section before anything is simplified.
+    """
+
+    lod0_triangles: Optional[int] = Field(default=None, ge=LOD0_MIN_TRIANGLES, le=LOD0_MAX_TRIANGLES,
+                                          description=describe("lod", "lod0_triangles"))
+    ratios: Optional[list[float]] = Field(default=None, description=describe("lod", "ratios"))
 
 
-def resolve_budget(category: str, toml_lod: dict, config: LodConfig) -> LodBudget:
+def resolve_budget(category: str, toml_lod: LodSettings, config: LodConfig) -> LodBudget:
+    """The category's budget, then asset.toml `[lod]`, then the run config (checked like `[lod]`)."""
     base = CATEGORY_BUDGETS.get(category, CATEGORY_BUDGETS["prop"])
-    overrides = {k: v for k, v in toml_lod.items() if k in ("lod0_triangles", "ratios")}
-    if config.lod0_triangles is not None:
-        overrides["lod0_triangles"] = config.lod0_triangles
-    if config.ratios is not None:
-        overrides["ratios"] = config.ratios
-    if "ratios" in overrides:
-        overrides["ratios"] = tuple(float(r) for r in overrides["ratios"])
+    run = {k: v for k, v in (("lod0_triangles", config.lod0_triangles), ("ratios", config.ratios)) if v is not None}
+    try:
+        run_lod = parse_settings({"lod": run}).lod
+    except SettingsError as exc:
+        raise SettingsError(f"run config of lod_chain: {str(exc).replace('[lod] ', '')}", exc.fields) from None
+    overrides = {k: getattr(lod, k) for lod in (toml_lod, run_lod) for k in ("lod0_triangles", "ratios")
+                 if getattr(lod, k) is not None}
     return dataclasses.replace(base, **overrides)
 
 
@@ -55,9 +60,16 @@ def resolve_budget(category: str, toml_lod: dict, config: LodConfig) -> LodBudge
 )
 def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: KilnStorage,
               generated_model: dict) -> dg.Output[dict]:
+    with classified_failures(context, "lod_chain"):
+        return _build_chain(context, config, storage, generated_model)
+
+
+def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: KilnStorage,
+                 generated_model: dict) -> dg.Output[dict]:
     asset_id = context.partition_key
     store = storage.blob_store()
-    budget = resolve_budget(generated_model["category"], generated_model["settings"].get("lod", {}), config)
+    asset_toml = AssetSettings.from_json(generated_model["settings"])
+    budget = resolve_budget(generated_model["category"], asset_toml.lod, config)
     budget_json = json.dumps(dataclasses.asdict(budget), sort_keys=True)
     key = hashlib.sha256(f"{generated_model['glb_sha256']}|{budget_json}|{LOD_CODE_VERSION}".encode()).hexdigest()
     record = f"lod_chains/{key}.json"
