@@ -19,7 +19,7 @@ import difflib
 import math
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator
 
 from .categories import CATEGORIES, DEFAULT_CATEGORY
 from .export.profiles import DEFAULT_PROFILES, PROFILES
@@ -40,6 +40,23 @@ MAX_LOD_LEVELS = 8
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Str = Annotated[str, Strict()]
+
+
+
+def _view_angle(value: Any) -> str | float:
+    """A view's angle: a name (front, left, ...) or a finite yaw in degrees (a number, or text of one)."""
+    if isinstance(value, str) and value.strip().lower() in VIEW_NAMES:
+        return value
+    try:
+        degrees = float(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else math.nan
+    except ValueError:
+        degrees = math.nan
+    if not math.isfinite(degrees):
+        raise ValueError(f"view {value!r} is not one of {', '.join(VIEW_NAMES)} or a yaw in degrees")
+    return value
+
+
+ViewAngle = Annotated[Any, AfterValidator(_view_angle)]
 
 ProviderName = Literal[tuple(PROVIDERS)]  # type: ignore[valid-type]
 CategoryName = Literal[tuple(CATEGORIES)]  # type: ignore[valid-type]
@@ -134,7 +151,7 @@ class AssetSettings(_Section):
         + ", ".join(f"{c} {lo:g}-{hi:g}" for c, (lo, hi) in CATEGORY_SIZE_RANGES_M.items())
         + "). Default: the category's height (imports keep their own size).")
     seed: Optional[Int] = Field(default=None, ge=0, le=SEED_MAX, description=f"Generation seed, 0-{SEED_MAX}.")
-    views: Optional[tuple[Str | Float, ...]] = Field(
+    views: Optional[tuple[ViewAngle, ...]] = Field(
         default=None, min_length=1, max_length=MAX_VIEWS,
         description=f"Angle of each concept image in file-name order: {', '.join(VIEW_NAMES)} or a yaw in "
         "degrees; one per image.")
@@ -160,18 +177,6 @@ class AssetSettings(_Section):
         lo, hi = CATEGORY_SIZE_RANGES_M[cat]
         if not lo <= v <= hi:
             raise ValueError(f"a {cat} is {lo:g}-{hi:g} m tall; got {v!r} (change height_m or category)")
-        return v
-
-    @field_validator("views")
-    @classmethod
-    def _views(cls, v):
-        for a in v or ():
-            if isinstance(a, str) and a.strip().lower() not in VIEW_NAMES:
-                try:
-                    if not math.isfinite(float(a)):
-                        raise ValueError
-                except ValueError:
-                    raise ValueError(f"view {a!r} is not one of {', '.join(VIEW_NAMES)} or a yaw in degrees") from None
         return v
 
     # -- the stages' view -----------------------------------------------------------------------
@@ -265,14 +270,15 @@ _PLAIN = {
 
 
 def _settings_error(exc: ValidationError) -> SettingsError:
-    problems, fields = [], []
+    problems, fields, seen = [], [], set()
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        # `views` is str | float: pydantic reports each branch; keep the first
-        loc = tuple(p for p in loc if p not in ("str", "float", "function-after[_views(), tuple[union[str, float], ...]]"))
-        field = _field_name(loc) or "(top level)"
-        if field in fields:
+        # one problem per key: pydantic may report a bad list item and the list itself
+        key = loc[:2] if loc and loc[0] in _SECTIONS else loc[:1]
+        if key in seen:
             continue
+        seen.add(key)
+        field = _field_name(loc) or "(top level)"
         fields.append(field)
         if err["type"] == "extra_forbidden":
             parent = _SECTIONS.get(loc[0]) if len(loc) > 1 else AssetSettings

@@ -202,6 +202,7 @@ BROKEN: list[tuple[str, Callable[[Path], None], tuple[str, ...]]] = [
     ("options-profile", with_toml('[options]\ndepth_profile = "cube"\n'), ("[options]", "depth_profile")),
     ("options-remote-typo", with_toml('provider = "runware"\n[options]\nstepz = 20\n'), ("asset.toml", "[options]", "stepz")),
     ("import-without-model", with_toml('provider = "import"\n'), ("asset.toml", "model.glb")),
+    ("import-options", with_model(glb_bytes(*SPHERE), "[options]\nresolution = 96\n"), ("asset.toml", "[options]", "no options")),
     ("prompt-only-local", lambda f: write(f, "asset.toml", 'prompt = "a crate"\n'), ("asset.toml", "local", "image")),
     ("toml-only-empty", lambda f: write(f, "asset.toml", 'category = "prop"\n'), ("asset.toml", "prompt")),
     # model.glb

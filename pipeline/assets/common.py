@@ -121,7 +121,7 @@ def classified_failures(context: dg.AssetExecutionContext, stage: str) -> Iterat
     asset_id = context.partition_key if context.has_partition_key else stage
     try:
         yield
-    except dg.Failure:
+    except (dg.Failure, dg.RetryRequested):  # already classified
         raise
     except ProviderError as exc:
         raise dg.Failure(description=one_line(f"asset {asset_id}: {stage}: {_without_asset(exc, asset_id)}"),

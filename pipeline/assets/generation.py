@@ -84,19 +84,19 @@ def _generate(context: dg.AssetExecutionContext, config: GenerateConfig, storage
               concept_art: dict) -> dg.Output[dict]:
     asset_id = context.partition_key
     store = storage.blob_store()
-    toml = AssetSettings.from_json(concept_art["settings"])
-    cat_name = toml.category
+    asset_toml = AssetSettings.from_json(concept_art["settings"])
+    cat_name = asset_toml.category
     cat = category_defaults(cat_name)
     model_sha = concept_art.get("model_glb_sha256")
-    provider_name = toml.provider_for(bool(model_sha), config.provider.value if config.provider else None)
-    options = dict(toml.options)
+    provider_name = asset_toml.provider_for(bool(model_sha), config.provider.value if config.provider else None)
+    options = dict(asset_toml.options)
     if config.tier is not None and provider_name in TIER_PROVIDERS:
         options["tier"] = config.tier
     if config.resolution is not None and provider_name == "local":
         options["resolution"] = config.resolution
     images = tuple(ImageInput(v["file"], store.get(v["sha256"]), v["sha256"], v["mime_type"], v["has_alpha"])
                    for v in concept_art["views"])
-    request = toml.generation_request(asset_id, images, store.get(model_sha) if model_sha else None,
+    request = asset_toml.generation_request(asset_id, images, store.get(model_sha) if model_sha else None,
                                       seed=config.seed, options=options)
     seed = request.seed
     # A backfill's runs share one budget: the ledger is keyed by the backfill id, else the run id.
@@ -113,7 +113,7 @@ def _generate(context: dg.AssetExecutionContext, config: GenerateConfig, storage
                          allow_retries=exc.retryable) from None
     generated_s = time.monotonic() - started
 
-    target_height = toml.height_m or (None if provider_name == "import" else cat.height_m)
+    target_height = asset_toml.height_m or (None if provider_name == "import" else cat.height_m)
     source = (f"concept folder {concept_art['folder']}: file model.glb" if provider_name == "import"
               else f"provider {provider_name} returned a model Kiln cannot use")
     normalized = _normalized(store, asset_id, source, gen.glb, gen.glb_sha256, target_height)
@@ -133,7 +133,7 @@ def _generate(context: dg.AssetExecutionContext, config: GenerateConfig, storage
     manifest = {
         "asset_id": asset_id,
         "category": cat_name,
-        "settings": toml.to_json(),
+        "settings": asset_toml.to_json(),
         "glb_sha256": sha,
         "raw_glb_sha256": gen.glb_sha256,
         "provider": provider_name,
