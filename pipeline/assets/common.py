@@ -118,27 +118,28 @@ def classified_failures(context: dg.AssetExecutionContext, stage: str) -> Iterat
     from ..geometry.normalize import NormalizeError
     from ..providers import ProviderError
 
-    asset_id = context.partition_key if context.has_partition_key else stage
+    asset_id = context.partition_key if context.has_partition_key else ""
+    head = f"asset {asset_id}: {stage}" if asset_id else stage
     try:
         yield
     except (dg.Failure, dg.RetryRequested):  # already classified
         raise
     except ProviderError as exc:
-        raise dg.Failure(description=one_line(f"asset {asset_id}: {stage}: {_without_asset(exc, asset_id)}"),
+        raise dg.Failure(description=one_line(f"{head}: {_without_asset(exc, asset_id)}"),
                          allow_retries=exc.retryable) from None
     except (ConceptError, SettingsError, GlbError, NormalizeError, ValueError) as exc:
-        raise bad_data(asset_id, f"{stage}: {_without_asset(exc, asset_id)}") from None
+        raise dg.Failure(description=one_line(f"{head}: {_without_asset(exc, asset_id)}"), allow_retries=False) from None
     except _transient_types() as exc:
         context.log.error(traceback.format_exc())
         raise dg.Failure(
-            description=one_line(f"asset {asset_id}: {stage}: {type(exc).__name__}: {_without_asset(exc, asset_id)} "
+            description=one_line(f"{head}: {type(exc).__name__}: {_without_asset(exc, asset_id)} "
                                  "(a fault of the network or storage, not of the asset; run it again)"),
             allow_retries=True) from exc
     except Exception as exc:
         context.log.error(traceback.format_exc())
         raise dg.Failure(
-            description=f"asset {asset_id}: {stage}: internal error ({type(exc).__name__}); not retried, the stack "
-            "trace is in the step log; please report it",
+            description=f"{head}: internal error ({type(exc).__name__}); not retried, the stack trace is in the "
+            "step log; please report it",
             allow_retries=False) from exc
 
 
