@@ -97,7 +97,7 @@ def _generate(context: dg.AssetExecutionContext, config: GenerateConfig, storage
     images = tuple(ImageInput(v["file"], store.get(v["sha256"]), v["sha256"], v["mime_type"], v["has_alpha"])
                    for v in concept_art["views"])
     request = asset_toml.generation_request(asset_id, images, store.get(model_sha) if model_sha else None,
-                                      seed=config.seed, options=options)
+                                            seed=config.seed, options=options)
     seed = request.seed
     # A backfill's runs share one budget: the ledger is keyed by the backfill id, else the run id.
     budget = SpendBudget(config.max_spend_usd, store=store,
