@@ -147,8 +147,10 @@ def demo(args: argparse.Namespace) -> int:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     print(f"\n{len(found) - len([f for f in found if f.asset_id in failures])}/{len(found)} assets exported "
           f"in {time.monotonic() - started:.1f} s; catalog: {Path(settings.export_uri()) / 'catalog.json'}")
+    sys.stdout.flush()  # the one-line failures, then the table: in this order on a terminal or a pipe
     for name, message in failures.items():
         print(f"FAILED {name}: {message}", file=sys.stderr)
+    sys.stderr.flush()
     print_failure_summary(summary)
     if args.json:
         print(json.dumps({"failures": failures, "skipped": dict(skipped), "timings_s": timings, "cpu_s": cpu}))
