@@ -102,6 +102,7 @@ def test_readme_table_and_example_come_from_the_schema():
 def test_launchpad_descriptions_and_ranges_come_from_the_schema():
     fields = GenerateConfig.model_fields
     assert describe(None, "seed") in fields["seed"].description
+    assert describe(None, "provider") in fields["provider"].description
     assert LodConfig.model_fields["ratios"].description == describe("lod", "ratios")
     assert LodConfig.model_fields["lod0_triangles"].description == describe("lod", "lod0_triangles")
     assert ExportConfig.model_fields["profiles"].description.startswith("Export profiles, any of web, unity")

@@ -34,8 +34,7 @@ class GenerateConfig(dg.Config):
 
     provider: Optional[ProviderName] = Field(
         default=None,
-        description="Provider for this run. Default: asset.toml `provider`, else `import` when the folder "
-        "has a model.glb, else `local` (offline).",
+        description=f"Provider for this run (overrides asset.toml `provider`). {describe(None, 'provider')}",
     )
     seed: Optional[int] = Field(default=None, ge=0, le=SEED_MAX,
                                 description=f"{describe(None, 'seed')} Overrides asset.toml `seed`.")
