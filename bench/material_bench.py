@@ -39,7 +39,12 @@ def _files() -> dict[str, str]:
 def worker(code: str, path: str) -> dict:
     """Runs inside a child process whose sys.path starts at `code` (the checkout under test)."""
     sys.path.insert(0, code)
-    from pipeline.geometry.lod import CATEGORY_BUDGETS
+    try:  # the prop chain: in the category table now, beside the LOD code before
+        from pipeline.categories import CATEGORIES
+        prop_budget = CATEGORIES["prop"].lod
+    except (ImportError, AttributeError):
+        from pipeline.geometry.lod import CATEGORY_BUDGETS
+        prop_budget = CATEGORY_BUDGETS["prop"]
     from pipeline.export.profiles import ExportInput, ExportLevel, build_profile
     from pipeline.geometry.glb import GlbError, parse_container, read_glb
     from pipeline.geometry.lod import build_lod_chain
@@ -55,7 +60,7 @@ def worker(code: str, path: str) -> dict:
     model, _ = normalize(model)
     model.name = "bench"
     t1 = time.perf_counter()
-    chain = build_lod_chain(model, CATEGORY_BUDGETS["prop"])
+    chain = build_lod_chain(model, prop_budget)
     t2 = time.perf_counter()
     inp = ExportInput("bench", "bench", [ExportLevel(lv.level, lv.model, lv.triangles, lv.error_m, lv.screen_size)
                                          for lv in chain])

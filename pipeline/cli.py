@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The summary table is the demo's output; Dagster's own step log stays in the UI (make dev).
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The summary table is the demo's output; Dagster's own step log (stack traces included) stays in
+# the instance and the UI (make dev): the console shows one line per failed asset, nothing raw.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def ensure_dagster_home() -> Path:
@@ -43,20 +44,42 @@ def init_instance() -> None:
         instance.get_runs(limit=1)
 
 
-def _failure_message(result) -> str:
-    messages = []
+def _failures(result) -> list[tuple[str, str]]:
+    """(stage, one-line reason) for each failed step or failed check of a run."""
+    found = []
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             data = event.event_specific_data
             if getattr(data, "user_failure_data", None) and data.user_failure_data.description:
-                messages.append(data.user_failure_data.description)
+                found.append((event.step_key, data.user_failure_data.description))
             elif getattr(data, "error", None):
-                messages.append(data.error.message.strip().splitlines()[-1])
+                # not a Kiln failure (Dagster's own, e.g. bad run config): its last line, no trace
+                found.append((event.step_key, (data.error.message.strip().splitlines() or ["failed"])[-1]))
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed:
-                messages.append(f"check {evaluation.check_name} failed: {evaluation.description or ''}")
-    return "; ".join(messages) or "run failed (see the Dagster UI for details)"
+                found.append((f"check {evaluation.check_name}", evaluation.description or "failed"))
+    return found
+
+
+def _failure_message(result) -> str:
+    return "; ".join(message for _, message in _failures(result)) or "run failed (see the Dagster UI for details)"
+
+
+def print_failure_summary(failures: dict[str, tuple[str, str]], out=None) -> None:
+    """The table that ends the demo: each asset that did not export, the stage, and why (one line)."""
+    out = out or sys.stdout
+    if not failures:
+        return
+    rows = []
+    for asset_id, (stage, message) in failures.items():
+        why = message.removeprefix(f"asset {asset_id}: ").removeprefix(f"{stage}: ")
+        rows.append([asset_id, stage, why])
+    headers = ["failed asset", "stage", "why (fix this, then run make demo again)"]
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(2)]
+    print(f"\n{len(rows)} asset(s) not exported:", file=out)
+    for row in [headers, ["-" * widths[0], "-" * widths[1], "-" * len(headers[2])], *rows]:
+        print(f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {row[2]}", file=out)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -71,7 +94,9 @@ def demo(args: argparse.Namespace) -> int:
     found, skipped = concepts.scan(concepts_dir)
     for name, reason in skipped:
         print(f"skipped {name}: {reason}")
+    summary: dict[str, tuple[str, str]] = {name: ("folder (skipped)", reason) for name, reason in skipped}
     if not found:
+        print_failure_summary(summary)
         print(f"no concept folders in {concepts_dir}", file=sys.stderr)
         return 1
     instance = DagsterInstance.get()
@@ -83,20 +108,25 @@ def demo(args: argparse.Namespace) -> int:
     job = defs.resolve_job_def("kiln_asset_job")
     failures: dict[str, str] = {}
     timings: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # CPU seconds per asset: the cost of a run, whatever else the machine does
     started = time.monotonic()
     for folder in found:
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), time.process_time()
         print(f"materializing {folder.asset_id} ...", end=" ", flush=True)
         result = job.execute_in_process(partition_key=folder.asset_id, instance=instance, raise_on_error=False,
                                         tags={"kiln/source": "demo"}, run_config=QUIET)
         timings[folder.asset_id] = time.monotonic() - t0
+        cpu[folder.asset_id] = time.process_time() - c0
         if not result.success:
             failures[folder.asset_id] = _failure_message(result)
+            found_failures = _failures(result)
+            summary[folder.asset_id] = found_failures[0] if found_failures else ("run", failures[folder.asset_id])
         print(f"{'ok' if result.success else 'FAILED'} ({timings[folder.asset_id]:.1f} s)", flush=True)
     catalog_result = defs.resolve_job_def("kiln_catalog_job").execute_in_process(
         instance=instance, raise_on_error=False, run_config=QUIET)
     if not catalog_result.success:
         failures["catalog"] = _failure_message(catalog_result)
+        summary["catalog"] = ("catalog", failures["catalog"])
 
     target = open_target(settings.export_uri())
     rows = []
@@ -117,10 +147,13 @@ def demo(args: argparse.Namespace) -> int:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     print(f"\n{len(found) - len([f for f in found if f.asset_id in failures])}/{len(found)} assets exported "
           f"in {time.monotonic() - started:.1f} s; catalog: {Path(settings.export_uri()) / 'catalog.json'}")
+    sys.stdout.flush()  # the one-line failures, then the table: in this order on a terminal or a pipe
     for name, message in failures.items():
         print(f"FAILED {name}: {message}", file=sys.stderr)
+    sys.stderr.flush()
+    print_failure_summary(summary)
     if args.json:
-        print(json.dumps({"failures": failures, "timings_s": timings}))
+        print(json.dumps({"failures": failures, "skipped": dict(skipped), "timings_s": timings, "cpu_s": cpu}))
     return 1 if failures else 0
 
 

@@ -10,9 +10,12 @@ import hashlib
 import io
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .asset_settings import AssetSettings
 
 ASSET_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
@@ -55,7 +58,7 @@ class Concept:
     path: Path
     views: list[View]
     model_glb: bytes | None
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: "AssetSettings"
     content_hash: str = ""
 
 
@@ -86,6 +89,8 @@ def list_files(folder: Path) -> ConceptFiles:
             f"concept folder {folder}: name {asset_id!r} is not a valid asset id "
             f"(lowercase letters, digits, '_' or '-', at most 64 characters, starting with a letter or digit)"
         )
+    for entry in (folder, *folder.iterdir()):
+        _check_link(entry, folder)
     images = tuple(sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                           and not p.name.startswith(".")))
     model = folder / MODEL_FILE
@@ -99,6 +104,20 @@ def list_files(folder: Path) -> ConceptFiles:
         h.update(p.name.encode() + b"\0" + file_sha256(p).encode() + b"\n")
     return ConceptFiles(asset_id, folder, images, model if has_model else None,
                         settings if has_settings else None, h.hexdigest())
+
+
+def _check_link(path: Path, folder: Path) -> None:
+    """A symbolic link may point within the concepts folder only: nothing else on the machine is read."""
+    if not path.is_symlink():
+        return
+    where = f"concept folder {folder}" if path == folder else f"concept folder {folder}: file {path.name}"
+    target = path.resolve()
+    root = folder.parent.resolve()
+    if not target.exists():
+        raise ConceptError(f"{where}: a symbolic link to {target}, which does not exist; replace it with the file")
+    if root not in target.parents:
+        raise ConceptError(f"{where}: a symbolic link to {target}, outside the concepts folder {root}; "
+                           "copy the file into the concept folder instead")
 
 
 def scan(concepts_dir: Path) -> tuple[list[ConceptFiles], list[tuple[str, str]]]:
@@ -117,11 +136,43 @@ def scan(concepts_dir: Path) -> tuple[list[ConceptFiles], list[tuple[str, str]]]
     return found, skipped
 
 
-def read_settings(path: Path) -> dict[str, Any]:
+def read_settings(path: Path | None, image_count: int = 0) -> "AssetSettings":
+    """asset.toml parsed and checked against the schema (pipeline.asset_settings); none: the defaults."""
+    # imported here: the schema names the export profiles, whose module needs this one's ASSET_ID_RE
+    from .asset_settings import SettingsError, parse_settings
+
+    if path is None:
+        return parse_settings({})
+    where = f"concept folder {path.parent}: file {path.name}"
     try:
-        return tomllib.loads(path.read_text("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConceptError(f"concept folder {path.parent}: file {path.name}: invalid TOML: {exc}") from None
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except UnicodeDecodeError:
+        raise ConceptError(f"{where}: not UTF-8 text; save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConceptError(f"{where}: invalid TOML: {exc}") from None
+    try:
+        return parse_settings(raw, image_count=image_count)
+    except SettingsError as exc:
+        raise ConceptError(f"{where}: {exc}") from None
+
+
+def read_model(path: Path) -> bytes:
+    """The folder's model.glb, refused now if Kiln could not take it in (with the GLB's JSON path)."""
+    from .geometry.glb import GlbError, read_glb
+
+    where = f"concept folder {path.parent}: file {path.name}"
+    data = path.read_bytes()
+    if not data:
+        raise ConceptError(f"{where}: the file is empty (0 bytes); export the model again as binary glTF (.glb)")
+    try:
+        # skinned/animated models are judged by the import provider ([import] skinned); here: can it be read
+        model = read_glb(data, allow_animation=True)
+    except GlbError as exc:
+        raise ConceptError(f"{where}: {exc}") from None
+    if model.triangle_count == 0:
+        raise ConceptError(f"{where}: the model has no triangles (only points, lines or no mesh at all); "
+                           "Kiln needs a triangle mesh (glTF mode 4, 5 or 6)")
+    return data
 
 
 def read_view(path: Path) -> View:
@@ -130,6 +181,8 @@ def read_view(path: Path) -> View:
 
     where = f"concept folder {path.parent}: file {path.name}"
     data = path.read_bytes()
+    if not data:
+        raise ConceptError(f"{where}: the file is empty (0 bytes)")
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt = (img.format or "").lower()
@@ -140,10 +193,14 @@ def read_view(path: Path) -> View:
             has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     except UnidentifiedImageError:
         raise ConceptError(f"{where}: not an image Kiln can read (PNG, JPEG or WebP expected)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        if isinstance(exc, ConceptError):
-            raise
-        raise ConceptError(f"{where}: corrupt image ({exc})") from None
+    except Image.DecompressionBombError:
+        raise ConceptError(f"{where}: the image header claims more pixels than any concept image has "
+                           f"(the limit is {MAX_IMAGE_SIDE} px per side); the file is corrupt or not concept art") from None
+    except ConceptError:
+        raise
+    except Exception as exc:  # Pillow's decoders raise many types for broken data; all mean the same
+        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise ConceptError(f"{where}: corrupt image ({first}); save it again as PNG, JPEG or WebP") from None
     if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
         raise ConceptError(f"{where}: image is {width}x{height}, too large")
     mime = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(fmt)
@@ -160,10 +217,10 @@ def load(folder: Path) -> Concept:
         raise ConceptError(
             f"concept folder {folder}: {len(files.images)} images ({names}); at most {MAX_VIEWS} views are allowed"
         )
-    settings = read_settings(files.settings) if files.settings else {}
+    settings = read_settings(files.settings, len(files.images))
     views = [read_view(p) for p in files.images]
-    model = files.model.read_bytes() if files.model else None
-    if not views and model is None and not settings.get("prompt"):
+    model = read_model(files.model) if files.model else None
+    if not views and model is None and not settings.prompt:
         raise ConceptError(
             f"concept folder {folder}: file {SETTINGS_FILE} has no `prompt`, and there are no images or "
             f"{MODEL_FILE}; add concept images, a model, or a prompt for text-to-3D"

@@ -135,7 +135,8 @@ def test_missing_normals_are_computed_smooth_and_outward_and_soups_get_flat_ones
 def test_nonfinite_vertices_drop_their_triangles_and_empty_models_are_refused():
     prim = cube()
     pos = np.vstack([prim.positions, [[np.nan, 0, 0]]])
-    out, report = normalize(Model([Primitive(pos, np.concatenate([prim.indices, [0, 1, 8]]))]))
+    # 1 of 13 triangles is above the default 5% share Kiln repairs; this test is about the dropping
+    out, report = normalize(Model([Primitive(pos, np.concatenate([prim.indices, [0, 1, 8]]))]), max_nonfinite_share=0.1)
     assert report.nonfinite_triangles == 1 and out.triangle_count == 12
     assert np.isfinite(out.primitives[0].positions).all()
     with pytest.raises(NormalizeError, match="no triangles"):
@@ -165,3 +166,37 @@ def test_generated_highpoly_mesh_normalizes_to_a_clean_model(testdata):
     lo, hi = out.bounds()
     assert lo[1] == pytest.approx(0, abs=1e-6) and hi[1] == pytest.approx(1.0, abs=1e-5)
     assert abs(lo[0] + hi[0]) < 1e-5 and abs(lo[2] + hi[2]) < 1e-5
+
+
+def grid(n: int = 10) -> Primitive:
+    """A flat n x n quad grid in XY (2 n^2 triangles), with UVs."""
+    xs = np.linspace(0, 1, n + 1)
+    pos = np.array([[x, y, 0.0] for y in xs for x in xs])
+    tri = []
+    for j in range(n):
+        for i in range(n):
+            a = j * (n + 1) + i
+            tri += [(a, a + 1, a + n + 2), (a, a + n + 2, a + n + 1)]
+    return Primitive(pos, np.array(tri).reshape(-1), uvs=pos[:, :2].copy())
+
+
+def test_nonfinite_corners_and_uvs_are_repaired_out_loud():
+    prim = grid(10)  # 200 triangles; the corner vertex 10 sits in 1 of them
+    prim.positions[10] = np.nan
+    prim.uvs[5] = np.inf
+    model, report = normalize(Model([prim]))
+    assert report.nonfinite_triangles == 1 and report.nonfinite_share == pytest.approx(1 / 200)
+    assert report.nonfinite_uvs == 1
+    (out,) = model.primitives
+    assert np.isfinite(out.positions).all() and np.isfinite(out.uvs).all()
+    assert out.triangle_count == 199
+
+
+def test_too_many_nonfinite_triangles_are_refused_with_the_share():
+    prim = grid(10)
+    prim.positions[::4] = np.inf  # most triangles touch one
+    with pytest.raises(NormalizeError, match=r"triangles \(\d+\.\d%\) have NaN or infinite corners, more than the 5%"):
+        normalize(Model([prim]))
+    # the limit is an option: a caller that wants every salvageable triangle can raise it
+    model, report = normalize(Model([prim]), max_nonfinite_share=1.0)
+    assert report.nonfinite_triangles > 100 and model.triangle_count == 200 - report.nonfinite_triangles

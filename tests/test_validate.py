@@ -55,7 +55,7 @@ def test_kiln_output_passes_every_check():
     data = write_glb(box())
     findings = v.validate_glb(data, category="prop")
     assert [f.name for f in findings if not f.passed] == []
-    assert {"glb_structure", "glb_readable", "has_triangles", "pbr_metallic_roughness", "no_degenerate_triangles",
+    assert {"glb_structure", "glb_readable", "has_triangles", "finite_positions", "pbr_metallic_roughness", "no_degenerate_triangles",
             "normals_unit_length", "uvs_present_finite", "textures_power_of_two", "bounding_box_plausible",
             "file_size_within_budget"} == {f.name for f in findings}
     for f in findings:
@@ -204,3 +204,18 @@ def test_lod_chain_checks():
     assert not short.passed and short.severity == "warn" and "LOD2 not made" in short.message
     with pytest.raises(ValueError):
         v.check_budgets([1, 2], [1])
+
+
+def test_finite_positions_and_repairs_are_reported():
+    box = Model([Primitive(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [np.nan, 0, 0]], np.float32),
+                           np.array([0, 1, 2, 0, 2, 3]))])
+    finding = v.check_finite_positions(box)
+    assert not finding.passed and finding.measured["nonfinite_vertices"] == 1
+    assert v.check_finite_positions(Model([Primitive(box.primitives[0].positions[:3], np.array([0, 1, 2]))])).passed
+
+    clean = v.check_repairs({"nonfinite_triangles": 0, "nonfinite_share": 0.0}, 0.05)
+    assert clean.passed
+    repaired = v.check_repairs({"nonfinite_triangles": 6, "nonfinite_share": 0.006, "nonfinite_uvs": 1}, 0.05)
+    assert not repaired.passed and repaired.severity == "warn" and "dropped 6 triangles" in repaired.message
+    over = v.check_repairs({"nonfinite_triangles": 60, "nonfinite_share": 0.06}, 0.05)
+    assert not over.passed and over.severity == "error" and "5%" in over.message

@@ -4,7 +4,7 @@ import dagster as dg
 
 from ..export.catalog import catalog_entry_from_latest, collect_latest, write_catalog
 from ..resources import KilnStorage
-from .common import md_table
+from .common import classified_failures, md_table
 from .export import engine_export
 
 
@@ -21,9 +21,10 @@ from .export import engine_export
     ),
 )
 def catalog(context: dg.AssetExecutionContext, storage: KilnStorage) -> dg.MaterializeResult:
-    target = storage.export_target()
-    entries = [catalog_entry_from_latest(latest) for latest in collect_latest(target)]
-    catalog_uri, index_uri = write_catalog(target, entries)
+    with classified_failures(context, "catalog"):
+        target = storage.export_target()
+        entries = [catalog_entry_from_latest(latest) for latest in collect_latest(target)]
+        catalog_uri, index_uri = write_catalog(target, entries)
     return dg.MaterializeResult(metadata={
         "asset_count": len(entries),
         "catalog": dg.MetadataValue.path(catalog_uri),

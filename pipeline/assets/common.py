@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any, Mapping
+import traceback
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 
 import dagster as dg
 
@@ -76,3 +78,72 @@ def md_table(headers: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
 def lineage_metadata(lineage: Mapping[str, Any]) -> dict[str, dg.MetadataValue]:
     """The chain of hashes from this artifact back to the concept images, as metadata."""
     return {"lineage": dg.MetadataValue.json(dict(lineage))}
+
+
+# ----------------------------------------------------------------------------------------------
+# Failures, classified once
+#
+# Bad data (art, asset.toml, models, run config) fails at once: retrying cannot fix it, and the
+# artist should read why within seconds, not after the retry policy's back-off. Only faults of the
+# machinery (the network, a disk, S3) are transient and may be retried. Whatever the cause, the
+# artist reads one line that names the asset; the stack trace stays in the step log.
+
+def bad_data(asset_id: str, message: str) -> dg.Failure:
+    """A failure no retry can fix; `message` names the file and field and says what is accepted."""
+    return dg.Failure(description=one_line(f"asset {asset_id}: {message}"), allow_retries=False)
+
+
+def one_line(text: str, limit: int = 600) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _transient_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [OSError]  # ConnectionError, TimeoutError, disk faults
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        types += [BotoCoreError, ClientError]
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        pass
+    return tuple(types)
+
+
+@contextmanager
+def classified_failures(context: dg.AssetExecutionContext, stage: str) -> Iterator[None]:
+    """Turn any exception of a stage into one Dagster Failure line, retryable only if transient."""
+    from ..asset_settings import SettingsError
+    from ..concepts import ConceptError
+    from ..geometry.glb import GlbError
+    from ..geometry.normalize import NormalizeError
+    from ..providers import ProviderError
+
+    asset_id = context.partition_key if context.has_partition_key else ""
+    head = f"asset {asset_id}: {stage}" if asset_id else stage
+    try:
+        yield
+    except (dg.Failure, dg.RetryRequested):  # already classified
+        raise
+    except ProviderError as exc:
+        raise dg.Failure(description=one_line(f"{head}: {_without_asset(exc, asset_id)}"),
+                         allow_retries=exc.retryable) from None
+    except (ConceptError, SettingsError, GlbError, NormalizeError, ValueError) as exc:
+        raise dg.Failure(description=one_line(f"{head}: {_without_asset(exc, asset_id)}"), allow_retries=False) from None
+    except _transient_types() as exc:
+        context.log.error(traceback.format_exc())
+        raise dg.Failure(
+            description=one_line(f"{head}: {type(exc).__name__}: {_without_asset(exc, asset_id)} "
+                                 "(a fault of the network or storage, not of the asset; run it again)"),
+            allow_retries=True) from exc
+    except Exception as exc:
+        context.log.error(traceback.format_exc())
+        raise dg.Failure(
+            description=f"{head}: internal error ({type(exc).__name__}); not retried, the stack trace is in the "
+            "step log; please report it",
+            allow_retries=False) from exc
+
+
+def _without_asset(exc: BaseException, asset_id: str) -> str:
+    """The error's own text, without a repeated `asset <id>: ` prefix."""
+    text = str(exc) or type(exc).__name__
+    return text.removeprefix(f"asset {asset_id}: ").removeprefix(f"asset {asset_id!r}: ")

@@ -3,8 +3,10 @@
 import dagster as dg
 
 from .. import concepts, settings
+from ..concepts import SETTINGS_FILE, Concept
+from ..providers import ImageInput, ProviderError, make_provider
 from ..resources import KilnStorage
-from .common import game_assets, lineage_metadata, md_table, preview_metadata
+from .common import bad_data, classified_failures, game_assets, lineage_metadata, md_table, preview_metadata
 
 
 @dg.asset(
@@ -17,8 +19,11 @@ from .common import game_assets, lineage_metadata, md_table, preview_metadata
         "materials), an optional `model.glb` to import and an optional `asset.toml`. Every file is "
         "checked and stored in the blob store by sha256; the data version is the folder's content hash, "
         "so changed art marks everything downstream stale.\n\n"
-        "If it fails: the error names the folder and file. Fix or remove that file (corrupt or "
-        "non-image files, more than 5 images, an invalid asset.toml) and re-materialize."
+        "Every asset.toml key is checked against its schema (README's table) and the provider's options "
+        "by the provider itself, before anything is generated or uploaded.\n\n"
+        "If it fails: the one-line error names the folder, the file and the field, and says what is "
+        "accepted. Fix or remove that file (corrupt or non-image files, more than 5 images, an invalid "
+        "asset.toml or model.glb) and re-materialize. Bad data is never retried."
     ),
 )
 def concept_art(context: dg.AssetExecutionContext, storage: KilnStorage) -> dg.Output[dict]:
@@ -27,11 +32,34 @@ def concept_art(context: dg.AssetExecutionContext, storage: KilnStorage) -> dg.O
     try:
         concept = concepts.load(folder)
     except concepts.ConceptError as exc:
-        raise dg.Failure(description=f"asset {asset_id}: {exc}", allow_retries=False) from None
+        raise bad_data(asset_id, str(exc)) from None
     except OSError as exc:
-        raise dg.Failure(description=f"asset {asset_id}: concept folder {folder} cannot be read: {exc}",
-                         allow_retries=False) from None
+        raise bad_data(asset_id, f"concept folder {folder} cannot be read ({exc.strerror or type(exc).__name__}); "
+                       "check that it exists and is readable") from None
+    check_provider_options(concept)
 
+    with classified_failures(context, "concept_art"):
+        return _store_concept(storage, concept)
+
+
+def check_provider_options(concept: Concept) -> None:
+    """The provider's own params() on this concept: a bad `[options]` value fails before any upload."""
+    provider = concept.settings.provider_for(concept.model_glb is not None)
+    images = tuple(ImageInput(v.name, v.data, v.sha256, v.mime_type, v.has_alpha) for v in concept.views)
+    request = concept.settings.generation_request(concept.asset_id, images, concept.model_glb)
+    try:
+        make_provider(provider, options=dict(concept.settings.options)).params(request)
+    except ProviderError as exc:
+        text = str(exc).removeprefix(f"asset {concept.asset_id}: ")
+        raise bad_data(concept.asset_id, f"concept folder {concept.path}: file {SETTINGS_FILE}: provider {provider}, "
+                       f"[options]: {text}") from None
+    except (TypeError, ValueError) as exc:  # a provider that converts before it checks
+        raise bad_data(concept.asset_id, f"concept folder {concept.path}: file {SETTINGS_FILE}: provider {provider}, "
+                       f"[options]: {exc}") from None
+
+
+def _store_concept(storage: KilnStorage, concept: Concept) -> dg.Output[dict]:
+    asset_id, folder = concept.asset_id, concept.path
     store = storage.blob_store()
     views = []
     for view in concept.views:
@@ -46,7 +74,7 @@ def concept_art(context: dg.AssetExecutionContext, storage: KilnStorage) -> dg.O
         "content_hash": concept.content_hash,
         "views": views,
         "model_glb_sha256": model_sha,
-        "settings": concept.settings,
+        "settings": concept.settings.to_json(),
     }
     metadata: dict = {
         **(preview_metadata(store, _as_png(concept.views[0].data), f"{asset_id} front view") if concept.views else {}),
@@ -57,7 +85,7 @@ def concept_art(context: dg.AssetExecutionContext, storage: KilnStorage) -> dg.O
         "view_count": len(views),
         "source_sha256": [v["sha256"] for v in views] + ([model_sha] if model_sha else []),
         "model_glb_sha256": model_sha or "none",
-        "settings": dg.MetadataValue.json(concept.settings),
+        "settings": dg.MetadataValue.json(concept.settings.to_json()),
         "folder": dg.MetadataValue.path(str(folder)),
         **lineage_metadata({"concept_hash": concept.content_hash, "view_sha256": [v["sha256"] for v in views]}),
     }

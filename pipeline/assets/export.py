@@ -7,6 +7,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from ..asset_settings import AssetSettings, describe
 from ..checks import GUARDING_CHECK_KEYS
 from ..export.profiles import DEFAULT_PROFILES, PROFILES, ExportInput, ExportLevel, build_profile, version_for
 from ..export.publish import publish, republish_existing
@@ -14,7 +15,7 @@ from ..geometry.glb import read_glb
 from ..geometry.render import preview_png
 from ..resources import KilnStorage
 from ..settings import KILN_VERSION
-from .common import FOLLOW_UPSTREAM, game_assets, lineage_metadata, md_table, preview_metadata
+from .common import FOLLOW_UPSTREAM, classified_failures, game_assets, lineage_metadata, md_table, preview_metadata
 
 
 ProfileName = Enum("ProfileName", {p: p for p in PROFILES})  # the launchpad offers these
@@ -25,7 +26,7 @@ class ExportConfig(dg.Config):
 
     profiles: Optional[list[ProfileName]] = Field(
         default=None,
-        description=f"Export profiles, any of {', '.join(PROFILES)}. Default: asset.toml `profiles`, else "
+        description=f"{describe(None, 'profiles').split(' Default')[0]} Default: asset.toml `profiles`, else "
         f"{', '.join(DEFAULT_PROFILES)}.",
     )
 
@@ -48,14 +49,17 @@ class ExportConfig(dg.Config):
 )
 def engine_export(context: dg.AssetExecutionContext, config: ExportConfig, storage: KilnStorage,
                   lod_chain: dict) -> dg.Output[dict]:
+    with classified_failures(context, "engine_export"):
+        return _export(context, config, storage, lod_chain)
+
+
+def _export(context: dg.AssetExecutionContext, config: ExportConfig, storage: KilnStorage,
+            lod_chain: dict) -> dg.Output[dict]:
     asset_id = context.partition_key
     store = storage.blob_store()
     chosen = [p.value for p in config.profiles] if config.profiles else None
-    profiles = list(chosen or lod_chain["settings"].get("profiles") or DEFAULT_PROFILES)
-    unknown = [p for p in profiles if p not in PROFILES]
-    if unknown:
-        raise dg.Failure(description=f"asset {asset_id}: unknown export profile(s) {unknown}; choose from {list(PROFILES)}",
-                         allow_retries=False)
+    # asset.toml `profiles` were checked against PROFILES by the schema when the concept was loaded
+    profiles = list(chosen or AssetSettings.from_json(lod_chain["settings"]).profiles or DEFAULT_PROFILES)
     started = time.monotonic()
     lineage = lod_chain["lineage"]
     # The version is named by the LOD chain's content and the profiles, so an unchanged asset is

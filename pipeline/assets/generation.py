@@ -9,15 +9,17 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from ..asset_settings import SEED_MAX, AssetSettings, describe
 from ..categories import category as category_defaults
 from ..geometry.glb import GlbError, read_glb, write_glb
 from ..geometry.normalize import NormalizeError, normalize
 from ..geometry.render import preview_png
-from ..providers import DEFAULT_PROVIDER, PROVIDERS, GenerationRequest, ImageInput, ProviderError, make_provider
+from ..providers import PROVIDERS, ImageInput, ProviderError, make_provider
 from ..providers.runner import SpendBudget, generate
 from ..pools import provider_slot
 from ..resources import KilnStorage
-from .common import FOLLOW_UPSTREAM, bounds_metadata, game_assets, lineage_metadata, preview_metadata
+from .common import (FOLLOW_UPSTREAM, bad_data, bounds_metadata, classified_failures, game_assets, lineage_metadata,
+                     one_line, preview_metadata)
 
 
 ProviderName = Enum("ProviderName", {name: name for name in PROVIDERS})  # the launchpad offers these
@@ -33,10 +35,10 @@ class GenerateConfig(dg.Config):
 
     provider: Optional[ProviderName] = Field(
         default=None,
-        description="Provider for this run. Default: asset.toml `provider`, else `import` when the folder "
-        "has a model.glb, else `local` (offline).",
+        description=f"Provider for this run (overrides asset.toml `provider`). {describe(None, 'provider')}",
     )
-    seed: Optional[int] = Field(default=None, ge=0, le=65535, description="Generation seed 0-65535 (overrides asset.toml `seed`).")
+    seed: Optional[int] = Field(default=None, ge=0, le=SEED_MAX,
+                                description=f"{describe(None, 'seed')} Overrides asset.toml `seed`.")
     base_url: Optional[str] = Field(default=None, description="Provider base URL (default: the vendor's, or KILN_<PROVIDER>_BASE_URL).")
     tier: Optional[str] = Field(default=None, description="Quality tier, checked by the provider before any request: "
                                 "scenario e.g. `Gen-2.5-Medium` (its default), pixazo `Regular` or `Premium`.")
@@ -82,35 +84,29 @@ GENERATION_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EX
 )
 def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, storage: KilnStorage,
                     concept_art: dict) -> dg.Output[dict]:
+    with classified_failures(context, "generated_model"):
+        return _generate(context, config, storage, concept_art)
+
+
+def _generate(context: dg.AssetExecutionContext, config: GenerateConfig, storage: KilnStorage,
+              concept_art: dict) -> dg.Output[dict]:
     asset_id = context.partition_key
     store = storage.blob_store()
-    toml = concept_art["settings"]
-    cat_name = toml.get("category", "prop")
-    try:
-        cat = category_defaults(cat_name)
-    except ValueError as exc:
-        raise dg.Failure(description=f"asset {asset_id}: file asset.toml: {exc}", allow_retries=False) from None
+    asset_toml = AssetSettings.from_json(concept_art["settings"])
+    cat_name = asset_toml.category
+    cat = category_defaults(cat_name)
     model_sha = concept_art.get("model_glb_sha256")
-    default = "import" if model_sha and not toml.get("provider") else DEFAULT_PROVIDER
-    provider_name = config.provider.value if config.provider else toml.get("provider") or default
-    options = dict(toml.get("options", {}))
+    provider_name = asset_toml.provider_for(bool(model_sha), config.provider.value if config.provider else None)
+    options = dict(asset_toml.options)
     if config.tier is not None and provider_name in TIER_PROVIDERS:
         options["tier"] = config.tier
     if config.resolution is not None and provider_name == "local":
         options["resolution"] = config.resolution
-    seed = config.seed if config.seed is not None else toml.get("seed")
-    request = GenerationRequest(
-        asset_id=asset_id,
-        images=tuple(ImageInput(v["file"], store.get(v["sha256"]), v["sha256"], v["mime_type"], v["has_alpha"])
-                     for v in concept_art["views"]),
-        prompt=toml.get("prompt"),
-        category=cat_name,
-        height_m=toml.get("height_m"),
-        seed=seed,
-        view_angles=tuple(str(a) for a in toml.get("views", [])),
-        options=options,
-        model_glb=store.get(model_sha) if model_sha else None,
-    )
+    images = tuple(ImageInput(v["file"], store.get(v["sha256"]), v["sha256"], v["mime_type"], v["has_alpha"])
+                   for v in concept_art["views"])
+    request = asset_toml.generation_request(asset_id, images, store.get(model_sha) if model_sha else None,
+                                            seed=config.seed, options=options)
+    seed = request.seed
     # A backfill's runs share one budget: the ledger is keyed by the backfill id, else the run id.
     budget = SpendBudget(config.max_spend_usd, store=store,
                          run_id=context.run.tags.get("dagster/backfill") or context.run.run_id)
@@ -121,17 +117,16 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
             gen = generate(provider, request, store, log=context.log.info, budget=budget,
                            force_resubmit=context.run.run_id if config.force_resubmit else None)
     except ProviderError as exc:
-        raise dg.Failure(description=f"asset {asset_id}: concept folder {concept_art['folder']}: {exc}",
-                         allow_retries=getattr(exc, "retryable", False)) from None
+        text = str(exc).removeprefix(f"asset {asset_id}: ")
+        raise dg.Failure(description=one_line(f"asset {asset_id}: concept folder {concept_art['folder']}: {text}"),
+                         allow_retries=exc.retryable) from None
     generated_s = time.monotonic() - started
 
-    target_height = toml.get("height_m") or (None if provider_name == "import" else cat.height_m)
-    skinned = (toml.get("import") or {}).get("skinned", "bind_pose")
-    if skinned not in SKINNED_POLICIES:
-        raise dg.Failure(description=f"asset {asset_id}: file asset.toml: [import] skinned = {skinned!r} must be "
-                                     f"one of {', '.join(repr(p) for p in SKINNED_POLICIES)}", allow_retries=False)
-    normalized = _normalized(store, asset_id, provider_name, gen.glb, gen.glb_sha256, target_height, skinned,
-                             folder=concept_art["folder"])
+    target_height = asset_toml.height_m or (None if provider_name == "import" else cat.height_m)
+    source = (f"concept folder {concept_art['folder']}: file model.glb" if provider_name == "import"
+              else f"provider {provider_name} returned a model Kiln cannot use")
+    normalized = _normalized(store, asset_id, source, gen.glb, gen.glb_sha256, target_height,
+                             asset_toml.import_.skinned)
     sha = normalized["glb_sha256"]
     lineage = {
         "concept_hash": concept_art["content_hash"],
@@ -151,13 +146,14 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
     manifest = {
         "asset_id": asset_id,
         "category": cat_name,
-        "settings": toml,
+        "settings": asset_toml.to_json(),
         "glb_sha256": sha,
         "raw_glb_sha256": gen.glb_sha256,
         "provider": provider_name,
         "cost_usd": gen.cost_usd,
         "triangles": normalized["triangles"],
         "vertices": normalized["vertices"],
+        "repairs": {k: normalized["report"].get(k, 0) for k in REPAIR_KEYS},
         "bounds_min_m": normalized["bounds_min_m"],
         "bounds_max_m": normalized["bounds_max_m"],
         "lineage": lineage,
@@ -180,6 +176,7 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
         "raw_glb_bytes": len(gen.glb),
         **bounds_metadata(normalized["bounds_min_m"], normalized["bounds_max_m"]),
         "normalize": dg.MetadataValue.json(normalized["report"]),
+        "dropped_nonfinite_triangles": normalized["report"].get("nonfinite_triangles", 0),
         "generation_s": round(generated_s, 3),
         **{f"provider_{k}": v for k, v in gen.timings.items()},
         "glb_file": dg.MetadataValue.path(store.location(sha)),
@@ -188,15 +185,15 @@ def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, s
     return dg.Output(manifest, metadata=metadata)
 
 
-NORMALIZE_VERSION = "2"  # bump when normalization's output changes for the same input
-# asset.toml `[import] skinned`: a skinned or animated model is read as its static bind pose (with a
-# note in the metadata), or refused with the reason.
-SKINNED_POLICIES = ("bind_pose", "refuse")
+NORMALIZE_VERSION = "3"  # bump when normalization's output changes for the same input
+REPAIR_KEYS = ("nonfinite_triangles", "nonfinite_share", "nonfinite_uvs", "triangles_in")  # said out loud
 
 
-def _normalized(store, asset_id: str, provider_name: str, raw_glb: bytes, raw_sha: str,
-                target_height: float | None, skinned: str = "bind_pose", folder: str = "") -> dict:
-    """Normalize the provider's GLB once per (model, height, policy); the result is a content-addressed record."""
+def _normalized(store, asset_id: str, source: str, raw_glb: bytes, raw_sha: str,
+                target_height: float | None, skinned: str = "bind_pose") -> dict:
+    """Normalize the provider's GLB once per (model, height, asset.toml `[import] skinned`: a skinned
+    or animated model is read as its static bind pose, with a note in the metadata, or refused);
+    the result is a content-addressed record."""
     record = f"normalized/{raw_sha}-{target_height}-{skinned}-{NORMALIZE_VERSION}.json"
     cached = store.get_record(record)
     if cached:
@@ -205,9 +202,7 @@ def _normalized(store, asset_id: str, provider_name: str, raw_glb: bytes, raw_sh
         raw = read_glb(raw_glb, allow_animation=skinned == "bind_pose")
         model, report = normalize(raw, target_height_m=target_height)
     except (GlbError, NormalizeError) as exc:
-        source = (f"concept folder {folder}: file model.glb" if provider_name == "import"
-                  else f"the model provider {provider_name} returned")
-        raise dg.Failure(description=f"asset {asset_id}: {source} cannot be used: {exc}", allow_retries=False) from None
+        raise bad_data(asset_id, f"{source}: {exc}") from None
     model.name = asset_id
     glb = write_glb(model, asset_extras={"asset_id": asset_id, "raw_glb_sha256": raw_sha})
     lo, hi = model.bounds()

@@ -11,12 +11,14 @@ import dagster as dg
 from PIL import Image
 from pydantic import Field
 
+from ..asset_settings import (LOD0_MAX_TRIANGLES, LOD0_MIN_TRIANGLES, AssetSettings, LodSettings, SettingsError,
+                              describe, parse_settings)
 from ..categories import category as category_row
 from ..geometry.bake import HighSurface, bake_level, with_baked_normals
 from ..geometry.glb import read_glb, write_glb
 from ..geometry.lod import LodBudget, build_lod_chain
 from ..resources import KilnStorage
-from .common import FOLLOW_UPSTREAM, bounds_metadata, game_assets, lineage_metadata, md_table
+from .common import FOLLOW_UPSTREAM, bounds_metadata, classified_failures, game_assets, lineage_metadata, md_table
 
 LOD_CODE_VERSION = "4"  # bump when the chain's output changes for the same input and budget
 
@@ -26,28 +28,30 @@ NORMAL_MAP_PX = 512  # baked normal maps' side: LOD1 at 0.4 screen height is ~43
 
 
 class LodConfig(dg.Config):
-    """LOD overrides for this run (else asset.toml `[lod]`, else the category's chain)."""
+    """LOD overrides for this run (else asset.toml `[lod]`, else the category's chain).
 
-    lod0_triangles: Optional[int] = Field(default=None, ge=12, description="Triangle ceiling for LOD0.")
-    ratios: Optional[list[float]] = Field(
-        default=None, description="Triangle ceiling of each further level as a fraction of lod0_triangles, "
-                                  "strictly falling, e.g. [0.5, 0.25, 0.1].")
-    screen_sizes: Optional[list[float]] = Field(
-        default=None, description="Switch screen size per level (LOD0 first), strictly falling in (0, 1]: the "
-                                  "model's largest side as a fraction of the screen height at and below which the "
-                                  "level is shown. Each level's error is held to one 1080p pixel there.")
+    Checked by the same schema as asset.toml's `[lod]` section before anything is simplified.
+    """
+
+    lod0_triangles: Optional[int] = Field(default=None, ge=LOD0_MIN_TRIANGLES, le=LOD0_MAX_TRIANGLES,
+                                          description=describe("lod", "lod0_triangles"))
+    ratios: Optional[list[float]] = Field(default=None, description=describe("lod", "ratios"))
+    screen_sizes: Optional[list[float]] = Field(default=None, description=describe("lod", "screen_sizes"))
 
 
-def resolve_budget(category: str, toml_lod: dict, config: LodConfig) -> LodBudget:
-    """The category's chain, overridden by asset.toml `[lod]`, overridden by the launchpad.
+def resolve_budget(category: str, toml_lod: LodSettings, config: LodConfig) -> LodBudget:
+    """The category's chain, overridden by asset.toml `[lod]`, overridden by the launchpad (checked
+    like `[lod]`).
 
     Overriding `ratios` alone to another number of levels keeps the category's screen sizes for
     the levels both have and halves the last one for each added level."""
     base = category_row(category).lod
-    overrides = {k: v for k, v in toml_lod.items() if k in LOD_KEYS}
-    for key in LOD_KEYS:
-        if getattr(config, key) is not None:
-            overrides[key] = getattr(config, key)
+    run = {k: getattr(config, k) for k in LOD_KEYS if getattr(config, k) is not None}
+    try:
+        run_lod = parse_settings({"lod": run}).lod
+    except SettingsError as exc:
+        raise SettingsError(f"run config of lod_chain: {str(exc).replace('[lod] ', '')}", exc.fields) from None
+    overrides = {k: getattr(lod, k) for lod in (toml_lod, run_lod) for k in LOD_KEYS if getattr(lod, k) is not None}
     for key in ("ratios", "screen_sizes"):
         if key in overrides:
             overrides[key] = tuple(float(r) for r in overrides[key])
@@ -84,13 +88,16 @@ def resolve_budget(category: str, toml_lod: dict, config: LodConfig) -> LodBudge
 )
 def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: KilnStorage,
               generated_model: dict) -> dg.Output[dict]:
+    with classified_failures(context, "lod_chain"):
+        return _build_chain(context, config, storage, generated_model)
+
+
+def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: KilnStorage,
+                 generated_model: dict) -> dg.Output[dict]:
     asset_id = context.partition_key
     store = storage.blob_store()
-    try:
-        budget = resolve_budget(generated_model["category"], generated_model["settings"].get("lod", {}), config)
-    except (TypeError, ValueError) as exc:
-        raise dg.Failure(description=f"asset {asset_id}: asset.toml [lod] or the launchpad's lod_chain config: {exc}",
-                         allow_retries=False) from None
+    asset_toml = AssetSettings.from_json(generated_model["settings"])
+    budget = resolve_budget(generated_model["category"], asset_toml.lod, config)
     budget_json = json.dumps(dataclasses.asdict(budget), sort_keys=True)
     key = hashlib.sha256(f"{generated_model['glb_sha256']}|{budget_json}|{LOD_CODE_VERSION}".encode()).hexdigest()
     record = f"lod_chains/{key}.json"

@@ -33,6 +33,10 @@ from scipy.sparse.csgraph import connected_components
 
 from .model import Model, Primitive
 
+# Triangles with a NaN or infinite corner are dropped, out loud (`nonfinite_triangles`); when more
+# than this share of the model is broken, the file itself is suspect (a bad export, a corrupt
+# download) and normalization refuses it instead of shipping what is left.
+DEFAULT_MAX_NONFINITE_SHARE = 0.05
 DEFAULT_MIN_PIECE_FRACTION = 0.01  # 1% of the model's diagonal: crumbs, not eyes or buttons
 # A triangle whose doubled area is below this fraction of the squared diagonal has collinear
 # corners to float32 precision (about 1e-7 of the model's size per coordinate).
@@ -65,6 +69,8 @@ class NormalizeReport:
     primitives_out: int = 0
     welded_vertices: int = 0  # vertices merged into an identical one (or left unreferenced)
     nonfinite_triangles: int = 0  # a corner with NaN/inf coordinates
+    nonfinite_share: float = 0.0  # nonfinite_triangles / triangles_in
+    nonfinite_uvs: int = 0  # vertices whose NaN/inf UV was set to (0, 0)
     degenerate_triangles: int = 0  # two corners at one position, or zero area
     duplicate_triangles: int = 0  # same three positions, same winding, in one primitive
     pieces: int = 0  # connected pieces before removing floaters
@@ -89,6 +95,7 @@ def normalize(
     min_piece_fraction: float = DEFAULT_MIN_PIECE_FRACTION,
     target_height_m: float | None = None,
     up_axis: str = "+Y",
+    max_nonfinite_share: float = DEFAULT_MAX_NONFINITE_SHARE,
 ) -> tuple[Model, NormalizeReport]:
     """A cleaned, +Y-up, bottom-centred copy of `model` in meters, and what was done to it.
 
@@ -97,8 +104,10 @@ def normalize(
     - `target_height_m`: scale so the height (Y extent) is this many meters; None keeps the units
       (glTF's are meters). A model with no height is scaled by its largest dimension instead.
     - `up_axis`: the axis that points up in the source ("+Y", "+Z", ...); rotated to +Y.
+    - `max_nonfinite_share`: triangles with a NaN/infinite corner are dropped and counted; above this
+      share of all triangles the model is refused instead.
 
-    Raises `NormalizeError` when no triangle survives (or there was none).
+    Raises `NormalizeError` when no triangle survives (or there was none), or too many were broken.
     """
     if up_axis not in UP_AXES:
         raise ValueError(f"up_axis {up_axis!r} is not one of {', '.join(UP_AXES)}")
@@ -132,9 +141,20 @@ def normalize(
             keep = ~bad[p.tri].any(axis=1)
             report.nonfinite_triangles += int((~keep).sum())
             p.tri = p.tri[keep]
+        if p.uvs is not None:
+            bad_uv = ~np.isfinite(p.uvs).all(axis=1)
+            if bad_uv.any():  # a texture lookup at NaN is undefined in every engine; (0, 0) is one texel
+                p.uvs = np.where(bad_uv[:, None], 0.0, p.uvs).astype(np.float32)
+                report.nonfinite_uvs += int(bad_uv.sum())
+    report.nonfinite_share = report.nonfinite_triangles / max(report.triangles_in, 1)
     parts = [p for p in parts if len(p.tri)]
     if not parts:
         raise NormalizeError("no triangle is left after dropping those with NaN or infinite corners")
+    if report.nonfinite_share > max_nonfinite_share:
+        raise NormalizeError(
+            f"{report.nonfinite_triangles} of {report.triangles_in} triangles ({report.nonfinite_share:.1%}) have "
+            f"NaN or infinite corners, more than the {max_nonfinite_share:.0%} Kiln repairs by dropping them; "
+            "export the model again")
 
     # glTF asks for flat normals where a mesh has none. A triangle soup (no vertex shared by two
     # triangles) can carry them, and its author kept every corner apart, so it gets them; an

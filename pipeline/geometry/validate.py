@@ -187,6 +187,33 @@ def check_has_triangles(model: Model) -> Finding:
                    f"{count} triangles" if count else "the file holds no triangles (empty, or only points/lines)")
 
 
+def check_finite_positions(model: Model) -> Finding:
+    """No vertex position is NaN or infinite (one such corner spoils bounds, LODs and every renderer)."""
+    bad = sum(int((~np.isfinite(p.positions).all(axis=1)).sum()) for p in model.primitives)
+    return Finding("finite_positions", bad == 0, "error", {"nonfinite_vertices": bad}, {"max_nonfinite_vertices": 0},
+                   "every position is finite" if not bad else f"{bad} vertices have NaN or infinite positions")
+
+
+def check_repairs(repairs: dict[str, Any] | None, max_nonfinite_share: float) -> Finding:
+    """What normalization dropped or repaired in the source model: said out loud (a warning), and an
+    error above the share Kiln repairs (normalization refuses such a model before this is read)."""
+    repairs = dict(repairs or {})
+    dropped = int(repairs.get("nonfinite_triangles", 0))
+    share = float(repairs.get("nonfinite_share", 0.0))
+    uvs = int(repairs.get("nonfinite_uvs", 0))
+    measured = {"nonfinite_triangles_dropped": dropped, "nonfinite_share": round(share, 6), "nonfinite_uvs_zeroed": uvs}
+    limit = {"max_nonfinite_share": max_nonfinite_share}
+    if share > max_nonfinite_share:
+        return Finding("source_repairs", False, "error", measured, limit,
+                       f"{dropped} triangles ({share:.1%}) of the source had NaN/infinite corners, over the "
+                       f"{max_nonfinite_share:.0%} limit")
+    if dropped or uvs:
+        return Finding("source_repairs", False, "warn", measured, limit,
+                       f"repaired the source model: dropped {dropped} triangles with NaN/infinite corners "
+                       f"({share:.2%}), set {uvs} NaN/infinite UVs to (0, 0)")
+    return Finding("source_repairs", True, "error", measured, limit, "nothing in the source needed repair")
+
+
 def check_file_size(n_bytes: int, budget_bytes: int) -> Finding:
     passed = n_bytes <= budget_bytes
     return Finding("file_size_within_budget", passed, "error", {"bytes": int(n_bytes)},
@@ -442,7 +469,7 @@ def validate_glb(data: bytes, *, category: str | None = None,
     readable, model = check_readable(data)
     findings.append(readable)
     if model is not None:
-        findings.append(check_has_triangles(model))
+        findings += [check_has_triangles(model), check_finite_positions(model)]
     findings.append(check_pbr_materials(document))
     if model is not None:
         findings += [

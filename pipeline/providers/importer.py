@@ -24,6 +24,10 @@ class ImportProvider(OfflineProviderBase):
             raise ProviderError(
                 f"asset {request.asset_id}: provider `import` needs a model.glb in the concept folder"
             )
+        unknown = sorted({**self.options, **request.options})
+        if unknown:  # nothing to tune in an import: a key here is a mistake the artist should hear about
+            raise ProviderError(f"import: takes no options, got {', '.join(unknown)} "
+                                "(remove them, or choose the provider they belong to)")
         return {}
 
     def cost_usd(self, params: dict[str, Any]) -> float:

@@ -7,6 +7,7 @@ reuses the result exactly as it does for a paid vendor job.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -19,6 +20,8 @@ from .base import GenerationRequest, JobHandle, JobStatus, OfflineProviderBase, 
 class LocalProvider(OfflineProviderBase):
     name = "local"
     model = "kiln-reconstruct"
+    # asset.toml [options] / run config the offline generator understands (ReconstructionConfig's knobs)
+    OPTIONS = ("thickness", "roughness", "depth_profile", "resolution", "texture_size", "hull_roundness")
 
     def __init__(self, *, base_url: str | None = None, options: dict[str, Any] | None = None):
         self.options = dict(options or {})
@@ -31,28 +34,46 @@ class LocalProvider(OfflineProviderBase):
             )
         cat = category(request.category)
         opts = {**self.options, **request.options}
-        params: dict[str, Any] = {
-            "height_m": float(request.height_m or cat.height_m),
-            "thickness": float(opts.get("thickness", cat.thickness)),
-            "roughness": float(opts.get("roughness", 0.8)),
-            "depth_profile": str(opts.get("depth_profile", cat.depth_profile)),
-            "kiln_version": KILN_VERSION,
-        }
-        for key in ("resolution", "texture_size"):
-            if opts.get(key) is not None:
-                params[key] = int(opts[key])
-        if opts.get("hull_roundness") is not None:
-            params["hull_roundness"] = float(opts["hull_roundness"])
+        unknown = sorted(set(opts) - set(self.OPTIONS))
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], self.OPTIONS, n=1)
+            raise ProviderError(f"local: unknown option {unknown[0]!r}"
+                                + (f"; did you mean {close[0]!r}?" if close else "")
+                                + f" (allowed: {', '.join(self.OPTIONS)})")
+        try:
+            params: dict[str, Any] = {
+                "height_m": float(request.height_m or cat.height_m),
+                "thickness": _number("thickness", opts.get("thickness", cat.thickness)),
+                "roughness": _number("roughness", opts.get("roughness", 0.8)),
+                "depth_profile": str(opts.get("depth_profile", cat.depth_profile)),
+                "kiln_version": KILN_VERSION,
+            }
+            for key in ("resolution", "texture_size"):
+                if opts.get(key) is not None:
+                    params[key] = _number(key, opts[key], integer=True)
+            if opts.get("hull_roundness") is not None:
+                params["hull_roundness"] = _number("hull_roundness", opts["hull_roundness"])
+            self._config(params)  # ranges, checked now rather than when the reconstruction starts
+        except ValueError as exc:
+            raise ProviderError(f"local: {exc}") from None
         return params
+
+    @staticmethod
+    def _config(params: dict[str, Any]):
+        from ..geometry.reconstruct import ReconstructionConfig
+
+        return ReconstructionConfig(**{k: v for k, v in params.items() if k != "kiln_version"})
 
     def cost_usd(self, params: dict[str, Any]) -> float:
         return 0.0
 
     def submit(self, request: GenerationRequest, request_hash: str, client_id: str | None = None) -> JobHandle:
-        from ..geometry.reconstruct import ReconstructionConfig, reconstruct
+        from ..geometry.reconstruct import reconstruct
 
         params = self.params(request)
-        config = ReconstructionConfig(**{k: v for k, v in params.items() if k != "kiln_version"})
+        config = self._config(params)
         started = time.time()
         try:
             model = reconstruct([(v.name, v.data) for v in request.images], config,
@@ -68,3 +89,12 @@ class LocalProvider(OfflineProviderBase):
 
     def fetch(self, handle: JobHandle) -> bytes:
         raise ProviderError("local generations finish inside submit; there is nothing to fetch")
+
+
+def _number(name: str, value: Any, integer: bool = False) -> float | int:
+    what = "a whole number" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be {what}")
+    if integer and int(value) != value:
+        raise ValueError(f"{name}={value!r} must be {what}")
+    return int(value) if integer else float(value)
