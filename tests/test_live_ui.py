@@ -363,11 +363,20 @@ def test_dropped_folder_becomes_a_validated_export_and_catalog_entry(live):
         assert entry["provider"] == "local"
         tris = [lv["triangles"] for lv in entry["lods"]]
         assert len(tris) >= 3 and all(a > b for a, b in zip(tris, tris[1:])), tris
-        (run,) = live.partition_runs(asset_id)
+        runs = live.partition_runs(asset_id)
+        # One run from the sensor. Under load, Dagster's automation tick can also see the sensor's
+        # run end and follow it once (its cursor races the run's events); such a run reuses every
+        # content-addressed result and publishes nothing new, so it is tolerated but not required.
+        (run,) = [r for r in runs if r["tags"].get("dagster/sensor_name") != "kiln_automation"]
+        assert len(runs) <= 2, [(r["jobName"], r["status"], r["tags"]) for r in runs]
         assert run["jobName"] == "kiln_asset_job"
         assert run["tags"].get("dagster/sensor_name") == "new_concept_art", run["tags"]
         run = live.wait_run(run["runId"])
         live.notes[f"{asset_id}_run_s"] = f"{run['endTime'] - run['startTime']:.1f}"
+        for extra in runs:
+            if extra["runId"] != run["runId"]:
+                live.wait_run(extra["runId"])
+                assert live.latest_version(asset_id) == entry["version"], "a follow-up run published a new version"
 
     # Every GLB the catalog points at, and every GLB of the published version, passes Khronos.
     entry = catalog["blob"]
@@ -469,7 +478,11 @@ def test_lineage_from_catalog_entry_back_to_the_concept_images(live):
     budget = lods["metadata"]["budget"]
     assert lineage["budget"] == budget
     tris = [lv["triangles"] for lv in entry["lods"]]
-    assert lods["metadata"]["triangles_per_level"] == tris and tris[0] <= budget["lod0_triangles"]
+    assert lods["metadata"]["triangles_per_level"] == tris
+    # the category's ceilings are cost targets: a level over its ceiling says so in the levels table
+    # (and the lod_budgets_met check warns) instead of losing the one-pixel bound
+    lod0_row = next(row for row in lods["metadata"]["levels"].splitlines() if row.startswith("| 0 |"))
+    assert f"| {tris[0]} | {budget['lod0_triangles']} |" in lod0_row, lod0_row
     # the checks that passed on that exact materialization
     checks = live.gql("""
       { assetCheckExecutions(assetKey: {path: ["lod_chain"]}, checkName: "lod_levels_valid", limit: 50) {
