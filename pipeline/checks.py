@@ -11,7 +11,7 @@ from typing import Iterable
 
 import dagster as dg
 
-from .assets.common import game_assets
+from .assets.common import game_assets, record_failure
 from .assets.generation import generated_model
 from .assets.lods import lod_chain
 from .geometry import validate
@@ -38,6 +38,15 @@ def _result(findings: Iterable[validate.Finding], **extra) -> dg.AssetCheckResul
     )
 
 
+def _blocking(context: dg.AssetCheckExecutionContext, storage: KilnStorage, asset_id: str, name: str,
+              result: dg.AssetCheckResult) -> dg.AssetCheckResult:
+    """A blocking check that failed stops the export: the asset's last attempt says so."""
+    if not result.passed:
+        record_failure(storage, asset_id, f"check {name}", result.description or "failed", context.run.run_id,
+                       context.log)
+    return result
+
+
 @dg.asset_check(
     asset=generated_model,
     blocking=True,
@@ -51,11 +60,12 @@ def _result(findings: Iterable[validate.Finding], **extra) -> dg.AssetCheckResul
         "seed or provider, or fix the imported model.glb / the category in asset.toml."
     ),
 )
-def generated_model_valid(storage: KilnStorage, generated_model: dict) -> dg.AssetCheckResult:
+def generated_model_valid(context, storage: KilnStorage,
+                          generated_model: dict) -> dg.AssetCheckResult:
     data = storage.blob_store().get(generated_model["glb_sha256"])
     findings = validate.validate_glb(data, category=generated_model["category"])
     findings.append(validate.check_repairs(generated_model.get("repairs"), DEFAULT_MAX_NONFINITE_SHARE))
-    return _result(findings)
+    return _blocking(context, storage, generated_model["asset_id"], "generated_model_valid", _result(findings))
 
 
 @dg.asset_check(
@@ -72,7 +82,8 @@ def generated_model_valid(storage: KilnStorage, generated_model: dict) -> dg.Ass
         "re-generate the source model. Budgets are not checked here (see `lod_budgets_met`)."
     ),
 )
-def lod_levels_valid(storage: KilnStorage, lod_chain: dict) -> dg.AssetCheckResult:
+def lod_levels_valid(context, storage: KilnStorage,
+                     lod_chain: dict) -> dg.AssetCheckResult:
     store = storage.blob_store()
     findings: list[validate.Finding] = []
     for lv in lod_chain["levels"]:
@@ -85,7 +96,8 @@ def lod_levels_valid(storage: KilnStorage, lod_chain: dict) -> dg.AssetCheckResu
     findings.append(validate.check_screen_sizes_fall([lv["screen_size"] for lv in levels]))
     findings.append(validate.check_lod_errors([lv["error_m"] for lv in levels], [lv["error_limit_m"] for lv in levels],
                                               [lv["screen_size"] for lv in levels]))
-    return _result(findings, triangles_per_level=counts)
+    return _blocking(context, storage, lod_chain["asset_id"], "lod_levels_valid",
+                     _result(findings, triangles_per_level=counts))
 
 
 @dg.asset_check(

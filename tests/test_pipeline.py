@@ -87,6 +87,7 @@ def test_one_partition_end_to_end(kiln_env, instance):
     exports = kiln_env / "exports"
     latest = json.loads((exports / "blob" / "latest.json").read_text())
     assert latest["version"] == version
+    assert latest["last_attempt"]["status"] == "exported" and latest["last_attempt"]["version"] == version
 
     # every GLB the export wrote is valid for the Khronos validator, and carries its provenance
     glbs = sorted((exports / "blob" / version).rglob("*.glb"))

@@ -71,7 +71,7 @@ def bounds_metadata(lo, hi) -> dict[str, Any]:
 
 def md_table(headers: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
     return dg.MetadataValue.md("\n".join(lines))
 
 
@@ -110,8 +110,36 @@ def _transient_types() -> tuple[type[BaseException], ...]:
 
 
 @contextmanager
-def classified_failures(context: dg.AssetExecutionContext, stage: str) -> Iterator[None]:
-    """Turn any exception of a stage into one Dagster Failure line, retryable only if transient."""
+def classified_failures(context: dg.AssetExecutionContext, stage: str, storage=None) -> Iterator[None]:
+    """Turn any exception of a stage into one Dagster Failure line, retryable only if transient.
+
+    With `storage` (a KilnStorage), a failure of a game asset's stage is also recorded as the
+    asset's last attempt at the export target (`export/status.py`), beside its published version."""
+    try:
+        with _classified(context, stage):
+            yield
+    except dg.Failure as failure:
+        if storage is not None and context.has_partition_key:
+            record_failure(storage, context.partition_key, stage, failure.description or "failed", context.run.run_id,
+                           context.log)
+        raise
+
+
+def record_failure(storage, asset_id: str, stage: str, reason: str, run_id: str | None, log=None) -> None:
+    """The asset's last attempt failed: status.json (and latest.json's `last_attempt`) say so.
+    Best effort: an unreachable export target must not hide the failure being reported."""
+    from ..export.status import FAILED, attempt, record_attempt
+
+    reason = one_line(reason).removeprefix(f"asset {asset_id}: ").removeprefix(f"{stage}: ")
+    try:
+        record_attempt(storage.export_target(), attempt(asset_id, FAILED, stage=stage, reason=reason, run_id=run_id))
+    except Exception as exc:  # the original failure is what the artist must read
+        if log is not None:
+            log.warning(f"could not record the failure of {asset_id} at the export target: {exc}")
+
+
+@contextmanager
+def _classified(context: dg.AssetExecutionContext, stage: str) -> Iterator[None]:
     from ..asset_settings import SettingsError
     from ..concepts import ConceptError
     from ..geometry.glb import GlbError

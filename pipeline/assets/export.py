@@ -11,6 +11,7 @@ from ..asset_settings import AssetSettings, describe
 from ..checks import GUARDING_CHECK_KEYS
 from ..export.profiles import DEFAULT_PROFILES, PROFILES, ExportInput, ExportLevel, build_profile, version_for
 from ..export.publish import publish, republish_existing
+from ..export.status import EXPORTED, attempt, record_attempt
 from ..geometry.glb import read_glb
 from ..geometry.render import preview_png
 from ..resources import KilnStorage
@@ -49,7 +50,7 @@ class ExportConfig(dg.Config):
 )
 def engine_export(context: dg.AssetExecutionContext, config: ExportConfig, storage: KilnStorage,
                   lod_chain: dict) -> dg.Output[dict]:
-    with classified_failures(context, "engine_export"):
+    with classified_failures(context, "engine_export", storage):
         return _export(context, config, storage, lod_chain)
 
 
@@ -70,6 +71,9 @@ def _export(context: dg.AssetExecutionContext, config: ExportConfig, storage: Ki
     if result is None:
         result = _build_and_publish(store, target, asset_id, version, profiles, lod_chain,
                                     _validation(context, asset_id))
+    # the last attempt succeeded: status.json and latest.json's `last_attempt` say so (no write
+    # when this version was already the recorded export)
+    record_attempt(target, attempt(asset_id, EXPORTED, version=version, run_id=context.run.run_id))
     elapsed = time.monotonic() - started
 
     preview_path = (result.record.get("preview") or {}).get("path")

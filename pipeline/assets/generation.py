@@ -84,7 +84,7 @@ GENERATION_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EX
 )
 def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, storage: KilnStorage,
                     concept_art: dict) -> dg.Output[dict]:
-    with classified_failures(context, "generated_model"):
+    with classified_failures(context, "generated_model", storage):
         return _generate(context, config, storage, concept_art)
 
 

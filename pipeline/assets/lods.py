@@ -88,7 +88,7 @@ def resolve_budget(category: str, toml_lod: LodSettings, config: LodConfig) -> L
 )
 def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: KilnStorage,
               generated_model: dict) -> dg.Output[dict]:
-    with classified_failures(context, "lod_chain"):
+    with classified_failures(context, "lod_chain", storage):
         return _build_chain(context, config, storage, generated_model)
 
 
