@@ -650,7 +650,7 @@ def _shot(live: Live, page: Browser, name: str) -> Path:
     return path
 
 
-DATA_PNG = "[...document.images].filter(i => i.src.startsWith('data:image/png'))"
+DATA_PNG = "[...document.images].filter(i => i.src.startsWith('data:image/'))"  # WebP thumbnail, PNG large
 
 
 def test_screenshots_of_what_the_artist_sees(live):
@@ -673,7 +673,7 @@ def test_screenshots_of_what_the_artist_sees(live):
         decoded = page.wait_for(
             f"{DATA_PNG}.filter(i => i.complete && i.naturalWidth > 0).map(i => [i.alt, i.naturalWidth, i.naturalHeight])",
             "the inline preview thumbnail, decoded")
-        assert any(alt == "blob generated model" and w >= 16 for alt, w, _ in decoded), decoded
+        assert any(alt == "blob generated model" and w >= 128 for alt, w, _ in decoded), decoded
         page.evaluate(f"{DATA_PNG}[0].scrollIntoView({{block: 'center'}})")
         page.settle()
         _shot(live, page, "asset-preview")

@@ -77,7 +77,8 @@ def test_one_partition_end_to_end(kiln_env, instance):
     assert gm["triangles"].value > 1000 and gm["vertices"].value > 500
     assert abs(gm["size_m"].value[1] - 0.3) < 1e-3  # height in meters from asset.toml
     assert gm["lineage"].value["concept_hash"] == content_hash
-    assert "data:image/png;base64," in gm["preview"].value and len(gm["preview"].value) < 1000
+    assert "data:image/webp;base64," in gm["preview"].value and len(gm["preview"].value) < 1000
+    assert not [k for k in gm if k.startswith("gen_")], "the runner's fields are mapped to one key each"
 
     tris = lods.metadata["triangles_per_level"].value
     assert len(tris) >= 3 and all(a > b for a, b in zip(tris, tris[1:]))
