@@ -9,7 +9,7 @@ PORT ?= 3000
 export KILN_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install demo dev test test-deps test-lod-sweep bench chaos concepts clean
+.PHONY: install demo dev gallery test test-deps test-lod-sweep bench chaos concepts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ demo: install
 
 dev: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+# The gallery and its 3D viewer over HTTP (browsers do not load the viewer's modules from file://).
+GALLERY_PORT ?= 8000
+gallery:
+	@echo "gallery: http://127.0.0.1:$(GALLERY_PORT)/ (Ctrl-C stops)"
+	python3 -m http.server $(GALLERY_PORT) --bind 127.0.0.1 --directory "$(KILN_DATA_DIR)/exports"
 
 # Outside judges the tests need: the Khronos glTF-Validator, gltfpack and three.js (npm),
 # Chromium for what a person would look at (Debian).

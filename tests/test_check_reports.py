@@ -53,3 +53,18 @@ def test_inline_thumbnail_is_128_px_and_fits_the_inline_markdown_limit():
     assert md.startswith("![crate](data:image/webp;base64,") and len(md) < INLINE_MARKDOWN_LIMIT
     image = Image.open(io.BytesIO(base64.b64decode(md.split(",", 1)[1].rstrip(")"))))
     assert image.size == (128, 128)
+
+
+def test_demo_ends_with_where_to_look_next(tmp_path, monkeypatch):
+    import io as _io
+
+    from pipeline.cli import print_next_steps, reuse_text
+
+    monkeypatch.setenv("PORT", "3001")
+    out = _io.StringIO()
+    print_next_steps(str(tmp_path / "exports"), out)
+    text = out.getvalue()
+    assert str(tmp_path / "exports" / "index.html") in text and "make gallery" in text
+    assert "make dev" in text and "http://127.0.0.1:3001/asset-groups" in text
+    assert reuse_text(["generation", "LODs"], True) == "generation, LODs"
+    assert reuse_text([], True) == "nothing (all new)" and reuse_text([], False) == "-"

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from pipeline.cli import reused_stages
 from pipeline.definitions import defs
 from pipeline.geometry.glb import read_asset_extras, read_glb
 from tests import khronos
@@ -61,6 +62,7 @@ def test_one_partition_end_to_end(kiln_env, instance):
 
     result = run_asset(instance, "blob")
     assert result.success, failure_text(result)
+    assert reused_stages(result) == []
 
     concept = materialization(instance, "concept_art", "blob")
     generated = materialization(instance, "generated_model", "blob")
@@ -118,6 +120,7 @@ def test_one_partition_end_to_end(kiln_env, instance):
     # a second run on unchanged art re-generates nothing
     again = run_asset(instance, "blob")
     assert again.success
+    assert reused_stages(again) == ["generation", "LODs", "export"]  # what make demo prints per asset
     gm2 = materialization(instance, "generated_model", "blob").metadata
     assert gm2["reused_previous_generation"].value is True
     assert materialization(instance, "lod_chain", "blob").metadata["reused_previous_chain"].value is True
