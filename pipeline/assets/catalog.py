@@ -21,7 +21,7 @@ def concept_folders() -> dict[str, str | None]:
     kinds={"json", "html"},
     code_version="2",
     description=(
-        "The studio's catalog: `catalog.json` (format in README's *Catalog* section) and an `index.html` "
+        "The studio's catalog: `catalog.json` (format in README's *Catalog and gallery*) and an `index.html` "
         "gallery at the export target, rebuilt from every asset's `latest.json` (the last good version) "
         "and `status.json` (the last attempt: exported, or failed with its reason and when), plus every "
         "concept folder never exported; so it is complete however many partitions there are. The "
