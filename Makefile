@@ -22,7 +22,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 	@$(BIN)/python -m pipeline.cli home >/dev/null
 
-demo: install
+# three.js (npm) is copied next to the gallery for its 3D viewer; without npm the gallery has no viewer.
+demo: install $(if $(shell command -v npm),node_modules/.installed)
 	$(BIN)/python -m pipeline.cli demo
 
 dev: install

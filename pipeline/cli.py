@@ -82,7 +82,7 @@ def reuse_text(reused: list[str], success: bool) -> str:
         return "-"
     if not reused:
         return "nothing (all new)"
-    return ", ".join(reused) + (" (unchanged art: nothing re-made)" if len(reused) == len(REUSE_FLAGS) else "")
+    return ", ".join(reused)
 
 
 def print_next_steps(export_uri: str, out=None) -> None:

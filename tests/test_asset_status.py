@@ -15,6 +15,7 @@ from pipeline.export.profiles import build_profile, level_glbs
 from pipeline.export.publish import open_target, publish
 from pipeline.export.status import EXPORTED, FAILED, attempt, read_status, record_attempt
 from pipeline.sensors import record_failed_runs
+from tests.test_catalog_gallery import _gallery_cards
 from tests.test_export_profiles import sample_input
 from tests.test_pipeline import SMALL, draw_blob, run_asset
 
@@ -47,9 +48,11 @@ def test_a_failed_attempt_is_reported_beside_the_published_version(tmp_path):
     assert missing["barrel"]["status"] == "never_exported" and "no export attempt" in missing["barrel"]["reason"]
     assert "invalid asset id" in missing["Bad Name"]["reason"]
     assert catalog["status_counts"] == {"exported": 0, "failed": 1, "never_exported": 2}
-    html = (tmp_path / "index.html").read_text()
-    assert "last attempt failed in concept_art" in html and "not an image" in html and "still published" in html
-    assert html.count('data-status="never_exported"') == 2
+    cards = {c["id"]: c for c in _gallery_cards((tmp_path / "index.html").read_text())}
+    assert (cards["crate"]["status"], cards["crate"]["stage"], cards["crate"]["version"]) == (
+        "failed", "concept_art", inp.version)
+    assert cards["crate"]["reason"] == "file front.png: not an image" and cards["crate"]["lods"]
+    assert [cards[a]["status"] for a in ("barrel", "Bad Name")] == ["never_exported"] * 2
 
     # the next good export clears the failure everywhere
     assert record_attempt(target, attempt("crate", EXPORTED, version=inp.version, run_id="r4"))

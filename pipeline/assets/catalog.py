@@ -4,6 +4,7 @@ import dagster as dg
 
 from .. import concepts, settings
 from ..export.catalog import collect_assets, status_counts, write_catalog
+from ..export.gallery import write_concept_images
 from ..resources import KilnStorage
 from .common import classified_failures, md_table
 from .export import engine_export
@@ -33,6 +34,10 @@ def catalog(context: dg.AssetExecutionContext, storage: KilnStorage) -> dg.Mater
     with classified_failures(context, "catalog"):
         target = storage.export_target()
         entries, not_exported = collect_assets(target, concept_folders())
+        store = storage.blob_store()
+        # the concept art each published version was made from, beside the 3D viewer
+        copied = write_concept_images(target, [sha for e in entries for sha in e["concept_sha256"]],
+                                      lambda sha: store.get(sha) if store.exists(sha) else None)
         catalog_uri, index_uri = write_catalog(target, entries, not_exported)
     troubled = [e for e in entries if e["status"] != "exported"] + not_exported
     return dg.MaterializeResult(metadata={
@@ -40,6 +45,7 @@ def catalog(context: dg.AssetExecutionContext, storage: KilnStorage) -> dg.Mater
         **{f"{name}_count": n for name, n in status_counts(entries, not_exported).items()},
         "catalog": dg.MetadataValue.path(catalog_uri),
         "gallery": dg.MetadataValue.path(index_uri),
+        "concept_images_copied": copied,
         "not_exported_or_failed": md_table(
             ["asset", "status", "stage", "why", "when"],
             [[e["asset_id"], e["status"], (e.get("last_attempt") or {}).get("stage") or "-",
