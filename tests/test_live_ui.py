@@ -650,7 +650,8 @@ def _shot(live: Live, page: Browser, name: str) -> Path:
     return path
 
 
-DATA_PNG = "[...document.images].filter(i => i.src.startsWith('data:image/'))"  # WebP thumbnail, PNG large
+DATA_IMG = "[...document.images].filter(i => i.src.startsWith('data:image/'))"  # the inline WebP thumbnail
+DATA_PNG = "[...document.images].filter(i => i.src.startsWith('data:image/png'))"  # the full render behind it
 
 
 def test_screenshots_of_what_the_artist_sees(live):
@@ -671,17 +672,17 @@ def test_screenshots_of_what_the_artist_sees(live):
         page.goto(f"{url}/assets/generated_model?view=events&partition=blob")
         page.wait_for_text("job_id", "triangles", "preview")
         decoded = page.wait_for(
-            f"{DATA_PNG}.filter(i => i.complete && i.naturalWidth > 0).map(i => [i.alt, i.naturalWidth, i.naturalHeight])",
+            f"{DATA_IMG}.filter(i => i.complete && i.naturalWidth > 0).map(i => [i.alt, i.naturalWidth, i.naturalHeight])",
             "the inline preview thumbnail, decoded")
         assert any(alt == "blob generated model" and w >= 128 for alt, w, _ in decoded), decoded
-        page.evaluate(f"{DATA_PNG}[0].scrollIntoView({{block: 'center'}})")
+        page.evaluate(f"{DATA_IMG}[0].scrollIntoView({{block: 'center'}})")
         page.settle()
         _shot(live, page, "asset-preview")
 
         # The larger preview behind it.
         page.evaluate("""[...document.querySelectorAll('tr')].find(r => r.innerText.trim().startsWith('preview_large'))
                          .querySelector('a').click()""")
-        large = page.wait_for(f"{DATA_PNG}.filter(i => i.complete && i.naturalWidth >= 128).length",
+        large = page.wait_for(f"{DATA_PNG}.filter(i => i.complete && i.naturalWidth >= 256).length",
                               "the large preview in its dialog")
         assert large
         page.settle()

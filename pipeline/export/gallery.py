@@ -27,7 +27,7 @@ from string import Template
 from typing import Any
 
 from .publish import ExportTarget
-from .status import EXPORTED, FAILED, NEVER_EXPORTED
+from .status import EXPORTED
 
 INDEX_KEY = "index.html"
 GALLERY_DIR = "_gallery"  # starts with "_": never mistaken for an asset folder (asset ids start [a-z0-9])
@@ -87,7 +87,7 @@ def write_viewer(target: ExportTarget, package: Path | None = None) -> str | Non
         if not target.exists(key):
             target.write_immutable(key, data, "text/javascript")
     page = (Path(__file__).with_name("viewer.html").read_text()
-            .replace("__THREE__", folder).replace("__KILN_STATUSES__", json.dumps([EXPORTED, FAILED, NEVER_EXPORTED])))
+            .replace("__THREE__", folder))
     target.write(VIEWER_KEY, page.encode("utf-8"), "text/html; charset=utf-8")
     return VIEWER_KEY
 
