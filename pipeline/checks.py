@@ -166,7 +166,8 @@ def lod_levels_valid(context, storage: KilnStorage,
     blocking=False,
     partitions_def=game_assets,
     description=(
-        "Cost, a warning only (the asset still exports): each level within its triangle ceiling, and "
+        "Cost, a warning only (when it fails, the asset still exports): each level within its triangle "
+        "ceiling, and "
         "every requested level made. A level over its ceiling needed those triangles to stay within one "
         "pixel at its switch screen size; the finding shows the deficit.\n\n"
         "To lower the cost: lower that level's `[lod] screen_sizes` entry (shown smaller, it may be "

@@ -68,3 +68,16 @@ def test_demo_ends_with_where_to_look_next(tmp_path, monkeypatch):
     assert "make dev" in text and "http://127.0.0.1:3001/asset-groups" in text
     assert reuse_text(["generation", "LODs"], True) == "generation, LODs"
     assert reuse_text([], True) == "nothing (all new)" and reuse_text([], False) == "-"
+
+
+def test_every_asset_and_check_says_what_to_do_when_it_fails():
+    from pipeline.checks import ALL_CHECKS
+    from pipeline.definitions import defs
+
+    for spec in defs.resolve_all_asset_specs():
+        assert "fail" in (spec.description or ""), f"{spec.key.to_user_string()}: say what to change when it fails"
+        assert "DESIGN.md" not in spec.description and "../shared" not in spec.description
+    for check in ALL_CHECKS:
+        for spec in check.check_specs:
+            assert "fail" in spec.description, spec.name
+            assert spec.blocking == (spec.name != "lod_budgets_met"), spec.name

@@ -83,7 +83,10 @@ def resolve_budget(category: str, toml_lod: LodSettings, config: LodConfig) -> L
         "Levels 1..n get a tangent-space normal map baked from the normalized source on their own UVs "
         "where it brings the shading closer to the source (`normal_map` per level; plain maps and the "
         "reason otherwise). The baked map is the level's normalTexture, with its tangents, in the GLB; a "
-        "material with its own normal map keeps it."
+        "material with its own normal map keeps it.\n\n"
+        "If it fails: the one-line error names the level and the setting; an invalid `[lod]` value is "
+        "named with its accepted range (fix asset.toml or the launchpad config), and a model the "
+        "simplifier cannot read means re-generating `generated_model`."
     ),
 )
 def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: KilnStorage,
