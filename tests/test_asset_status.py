@@ -91,3 +91,14 @@ def test_failing_step_records_the_attempt_and_the_sensor_backs_it_up(kiln_env):
         assert isinstance(request, dg.RunRequest)
         again = json.loads((kiln_env / "exports" / "broken" / "status.json").read_text())
         assert again["stage"] == "concept_art" and "front.png" in again["reason"] and again["run_id"] == result.run_id
+
+
+def test_a_reason_cannot_break_out_of_the_gallery_page(tmp_path):
+    target = open_target(str(tmp_path))
+    reason = 'file front.png: "</script><script>alert(1)</script>" & <b>not</b> an image'
+    record_attempt(target, attempt("weird", FAILED, stage="concept_art", reason=reason))
+    rebuild_catalog(target)
+    html = (tmp_path / "index.html").read_text()
+    assert "<script>alert(1)" not in html and html.count("</script>") == 2  # the data block and the page script
+    (card,) = _gallery_cards(html)
+    assert card["reason"] == reason and card["status"] == "failed"

@@ -197,7 +197,8 @@ _PAGE = Template("""<!doctype html>
 <body>
 <header>
   <h1>Kiln catalog</h1>
-  <div class="meta">$count assets ($summary) &middot; <a href="catalog.json">catalog.json</a>$viewer_note</div>
+  <div class="meta">$count assets ($summary) &middot; <a href="catalog.json">catalog.json</a>$viewer_note<span id="fromdisk" hidden>
+    &middot; opened from disk: the 3D viewer needs HTTP (<code>make gallery</code>)</span></div>
   <label>asset <input id="search" type="search" placeholder="search by asset id" autocomplete="off"></label>
   <label>status <select id="status">
     <option value="">all</option><option value="exported">exported</option>
@@ -284,6 +285,7 @@ _PAGE = Template("""<!doctype html>
   document.getElementById('prev').addEventListener('click', () => { state.page -= 1; render(); });
   document.getElementById('next').addEventListener('click', () => { state.page += 1; render(); });
   window.addEventListener('hashchange', () => { readHash(); render(); });
+  if (location.protocol === 'file:') document.getElementById('fromdisk').hidden = false;
   readHash();
   render();
   document.body.dataset.renderMs = (performance.now() - started).toFixed(1);
@@ -296,8 +298,9 @@ _PAGE = Template("""<!doctype html>
 
 def render_index(cards: list[dict[str, Any]], counts: dict[str, int], viewer: bool) -> str:
     summary = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items() if n) or "none"
-    # inside <script>, "</" would end the element: JSON allows the "<\/" spelling
-    data = json.dumps(cards, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    # inside <script>, "</" would end the element (and "<!--" change how it is parsed): JSON spells
+    # every "<" as \u003c instead
+    data = json.dumps(cards, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
     note = ("" if viewer else " &middot; 3D viewer unavailable: three.js was not found when the gallery was "
             "written (npm install)")
     return _PAGE.substitute(count=len(cards), summary=escape(summary), data=data, per_page=PER_PAGE,
