@@ -17,6 +17,7 @@ from pipeline.export.gallery import PER_PAGE, VIEWER_KEY, three_dir, write_conce
 from pipeline.export.profiles import build_profile, level_glbs
 from pipeline.export.publish import open_target, publish
 from pipeline.export.status import EXPORTED, FAILED, attempt, record_attempt
+from pipeline.geometry.glb import parse_container
 from tests import browser
 from tests.test_export_profiles import png, sample_input
 from tests.ui import Browser
@@ -105,6 +106,8 @@ def _frame(data_url: str) -> np.ndarray:
 
 def test_viewer_loads_the_web_export_and_shows_every_level(exports, page):
     manifest = json.loads(next((exports / "crate").rglob("web/manifest.json")).read_text())
+    shipped, _ = parse_container(next((exports / "crate").rglob("web/*.glb")).read_bytes())
+    assert "EXT_meshopt_compression" in shipped["extensionsRequired"]  # so the viewer's decoder is exercised
     started = time.monotonic()
     with browser.PageServer(exports) as server:
         page.goto(f"{server.url}/{VIEWER_KEY}?asset=crate")
@@ -127,7 +130,7 @@ def test_viewer_loads_the_web_export_and_shows_every_level(exports, page):
             assert covered > 0.1 and spread > 5, f"LOD{i}'s frame looks blank ({covered:.1%}, {spread:.1f})"
         for i in range(1, len(frames)):
             changed = (np.abs(frames[i] - frames[i - 1]).max(axis=2) > 8).mean()
-            assert changed > 0.002, f"LOD{i} renders like LOD{i - 1} ({changed:.2%} of pixels differ)"
+            assert changed > 0.005, f"LOD{i} renders like LOD{i - 1} ({changed:.2%} of pixels differ)"
 
         page.evaluate("window.kiln.setLevel(0)")
         lit = frames[0]
