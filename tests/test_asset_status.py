@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from pipeline.definitions import defs
 from pipeline.export.catalog import collect_assets, rebuild_catalog
