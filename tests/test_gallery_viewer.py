@@ -116,7 +116,8 @@ def test_viewer_loads_the_web_export_and_shows_every_level(exports, page):
         levels = page.evaluate("window.kiln.levels")
         assert [lv["triangles"] for lv in levels] == [row["triangles"] for row in manifest["lods"]]
         assert [lv["manifest_triangles"] for lv in levels] == [lv["triangles"] for lv in levels]
-        assert [lv["screen_size"] for lv in levels] == [row["screen_size"] for row in manifest["lods"]]
+        assert [(lv["screen_size"], lv["error_m"]) for lv in levels] == [
+            (row["screen_size"], row["error_m"]) for row in manifest["lods"]]
         assert page.evaluate("[...document.querySelectorAll('#concepts img')].map(i => i.complete && i.naturalWidth)") == [96]
         assert "last attempt failed" in page.evaluate("document.getElementById('status').innerText")
 
