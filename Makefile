@@ -9,7 +9,7 @@ PORT ?= 3000
 export KILN_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install demo dev test test-deps test-lod-sweep bench chaos concepts clean
+.PHONY: install demo dev gallery test test-deps test-lod-sweep bench chaos concepts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 	@$(BIN)/python -m pipeline.cli home >/dev/null
 
-demo: install
+# three.js (npm) is copied next to the gallery for its 3D viewer; without npm the gallery has no viewer.
+demo: install $(if $(shell command -v npm),node_modules/.installed)
 	$(BIN)/python -m pipeline.cli demo
 
 dev: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+# The gallery and its 3D viewer over HTTP (browsers do not load the viewer's modules from file://).
+GALLERY_PORT ?= 8000
+gallery:
+	@echo "gallery: http://127.0.0.1:$(GALLERY_PORT)/ (Ctrl-C stops)"
+	python3 -m http.server $(GALLERY_PORT) --bind 127.0.0.1 --directory "$(KILN_DATA_DIR)/exports"
 
 # Outside judges the tests need: the Khronos glTF-Validator, gltfpack and three.js (npm),
 # Chromium for what a person would look at (Debian).

@@ -62,6 +62,44 @@ def _failures(result) -> list[tuple[str, str]]:
     return found
 
 
+# What a run found already made, by the metadata flag each stage reports.
+REUSE_FLAGS = (("generated_model", "reused_previous_generation", "generation"),
+               ("lod_chain", "reused_previous_chain", "LODs"),
+               ("engine_export", "already_published", "export"))
+
+
+def reused_stages(result) -> list[str]:
+    """What a run of one asset reused instead of making again: "generation", "LODs", "export"."""
+    flags = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        flags[materialization.asset_key.to_user_string()] = {k: v.value for k, v in materialization.metadata.items()}
+    return [label for stage, flag, label in REUSE_FLAGS if flags.get(stage, {}).get(flag) is True]
+
+
+def reuse_text(reused: list[str], success: bool) -> str:
+    if not success:
+        return "-"
+    if not reused:
+        return "nothing (all new)"
+    return ", ".join(reused)
+
+
+def print_next_steps(export_uri: str, out=None) -> None:
+    """Where to look after the demo: the gallery, its 3D viewer, and the Dagster UI."""
+    out = out or sys.stdout
+    port = os.environ.get("PORT", "3000")
+    local = not export_uri.startswith("s3://")
+    gallery = str(Path(export_uri) / "index.html") if local else f"{export_uri.rstrip('/')}/index.html"
+    print("\nWhere to look next:", file=out)
+    print(f"  gallery       {gallery}" + ("  (open it in a browser)" if local else ""), file=out)
+    if local:
+        print("  3D viewer     make gallery, then http://127.0.0.1:8000/ (each card opens its asset in the viewer)",
+              file=out)
+    print(f"  Dagster UI    make dev, then http://127.0.0.1:{port}/asset-groups (asset graph), "
+          f"http://127.0.0.1:{port}/runs (these runs, with every step's log)", file=out)
+
+
 def _failure_message(result) -> str:
     return "; ".join(message for _, message in _failures(result)) or "run failed (see the Dagster UI for details)"
 
@@ -108,6 +146,7 @@ def demo(args: argparse.Namespace) -> int:
     job = defs.resolve_job_def("kiln_asset_job")
     failures: dict[str, str] = {}
     timings: dict[str, float] = {}
+    reused: dict[str, str] = {}  # what each asset's run found already made
     cpu: dict[str, float] = {}  # CPU seconds per asset: the cost of a run, whatever else the machine does
     started = time.monotonic()
     for folder in found:
@@ -117,6 +156,7 @@ def demo(args: argparse.Namespace) -> int:
                                         tags={"kiln/source": "demo"}, run_config=QUIET)
         timings[folder.asset_id] = time.monotonic() - t0
         cpu[folder.asset_id] = time.process_time() - c0
+        reused[folder.asset_id] = reuse_text(reused_stages(result), result.success)
         if not result.success:
             failures[folder.asset_id] = _failure_message(result)
             found_failures = _failures(result)
@@ -134,14 +174,15 @@ def demo(args: argparse.Namespace) -> int:
         latest = None if folder.asset_id in failures else read_latest(target, folder.asset_id)
         if latest is None:
             rows.append([folder.asset_id, "-", "FAILED (reason below)" if folder.asset_id in failures else "-",
-                         "not published"])
+                         "-", "not published"])
             continue
         tris = " / ".join(str(lv["triangles"]) for lv in latest["lods"])
         first = next(iter(latest["exports"].values()))
         version_dir = first["path"].split("/")[:2]
-        rows.append([folder.asset_id, latest["provider"], tris, target.uri_for("/".join(version_dir)) + "/"])
-    headers = ["asset", "provider", "triangles per LOD", "export"]
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(4)]
+        rows.append([folder.asset_id, latest["provider"], tris, reused.get(folder.asset_id, "-"),
+                     target.uri_for("/".join(version_dir)) + "/"])
+    headers = ["asset", "provider", "triangles per LOD", "reused", "export"]
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     print()
     for row in [headers, ["-" * w for w in widths], *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -152,8 +193,10 @@ def demo(args: argparse.Namespace) -> int:
         print(f"FAILED {name}: {message}", file=sys.stderr)
     sys.stderr.flush()
     print_failure_summary(summary)
+    print_next_steps(settings.export_uri())
     if args.json:
-        print(json.dumps({"failures": failures, "skipped": dict(skipped), "timings_s": timings, "cpu_s": cpu}))
+        print(json.dumps({"failures": failures, "skipped": dict(skipped), "timings_s": timings, "cpu_s": cpu,
+                          "reused": reused}))
     return 1 if failures else 0
 
 

@@ -18,6 +18,7 @@ defs = dg.Definitions(
     sensors=ALL_SENSORS,
     jobs=[asset_job, catalog_job],
     resources={"storage": STORAGE, "io_manager": ManifestIOManager(storage=STORAGE)},
-    # Steps here are small; the multiprocess executor costs ~3 s per step on 2 cores (DESIGN.md).
+    # Steps here are small; the multiprocess executor costs ~3 s per step on 2 cores (measured; see
+    # docs/architecture.md, *Execution*).
     executor=dg.in_process_executor,
 )

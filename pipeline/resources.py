@@ -1,6 +1,6 @@
 """Resources: where Kiln keeps blobs and publishes exports, chosen per deployment.
 
-Left unset, both follow the environment (DESIGN.md): `KILN_STORE_URI` (default
+Left unset, both follow the environment (README, *Data layout and settings*): `KILN_STORE_URI` (default
 `$KILN_DATA_DIR/store`) and `KILN_EXPORT_URI` (default `$KILN_DATA_DIR/exports`); either may be
 `s3://bucket/prefix`, reached through boto3's standard credential chain and `AWS_ENDPOINT_URL_S3`.
 """

@@ -7,8 +7,10 @@ import json
 import dagster as dg
 
 from . import concepts, settings
-from .assets.common import game_assets
+from .assets.common import game_assets, record_failure
+from .export.status import read_status
 from .jobs import asset_job, catalog_job
+from .resources import KilnStorage
 
 
 @dg.sensor(
@@ -85,6 +87,42 @@ def refresh_catalog(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"catalog:{newest}")])
 
 
+@dg.run_failure_sensor(
+    request_job=catalog_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=15,
+    description=(
+        "After a failed run of a game asset: records the failure as the asset's last attempt "
+        "(`<asset_id>/status.json` at the export target, and `last_attempt` in its `latest.json`) "
+        "when the failing step could not (the run process died, the run config was refused), and "
+        "refreshes the catalog so the gallery shows the failure beside the last good version."
+    ),
+)
+def record_failed_runs(context: dg.RunFailureSensorContext):
+    run = context.dagster_run
+    asset_id = run.tags.get("dagster/partition")
+    if not asset_id or asset_id not in context.instance.get_dynamic_partitions(game_assets.name):
+        return dg.SkipReason(f"run {run.run_id} is not one game asset's run")
+    storage = KilnStorage()
+    status = read_status(storage.export_target(), asset_id)
+    if not status or status.get("run_id") != run.run_id:
+        stage, reason = _first_failure(context)
+        record_failure(storage, asset_id, stage, reason, run.run_id, context.log)
+    return dg.RunRequest(run_key=f"catalog-after-failure:{run.run_id}")
+
+
+def _first_failure(context: dg.RunFailureSensorContext) -> tuple[str, str]:
+    """(stage, one line) of the run's first failed step, else the run's own failure message."""
+    for event in context.get_step_failure_events():
+        data = event.event_specific_data
+        failure = getattr(data, "user_failure_data", None)
+        if failure is not None and failure.description:
+            return event.step_key or "run", failure.description
+        if getattr(data, "error", None) is not None:
+            return event.step_key or "run", (data.error.message.strip().splitlines() or ["failed"])[-1]
+    return "run", context.failure_event.message or "the run failed (see its log in the Dagster UI)"
+
+
 # Downstream stages follow their upstream through automation conditions (eager, gated by blocking
 # checks across runs). Dagster's own default_automation_condition_sensor starts STOPPED, which would
 # leave them inert in a fresh deployment, so Kiln declares its own, running.
@@ -104,4 +142,4 @@ kiln_automation = dg.AutomationConditionSensorDefinition(
     ),
 )
 
-ALL_SENSORS = [new_concept_art, refresh_catalog, kiln_automation]
+ALL_SENSORS = [new_concept_art, refresh_catalog, record_failed_runs, kiln_automation]

@@ -1,4 +1,5 @@
-"""Where Kiln's data lives, from the environment (see DESIGN.md's public contract).
+"""Where Kiln's data lives, from the environment (README, *Data layout and settings*;
+docs/architecture.md, *Storage layout*).
 
 Read at call time, not import time, so tests and the CLI can point a process at another folder.
 """

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.export.catalog import catalog_entry_from_latest, collect_latest, rebuild_catalog, write_catalog
+from pipeline.export.gallery import PER_PAGE
 from pipeline.export.profiles import build_profile, level_glbs
 from pipeline.export.publish import open_target, publish
 from tests import browser
@@ -57,24 +58,36 @@ def test_catalog_lists_every_latest_version_per_the_contract(exports):
     assert entries == assets
 
 
+def _gallery_cards(html: str) -> list[dict]:
+    """The cards index.html embeds (the page renders them 48 at a time)."""
+    data = re.search(r'<script type="application/json" id="catalog-data">(.*?)</script>', html, re.S).group(1)
+    return json.loads(data)
+
+
 def test_gallery_links_point_at_published_files(exports):
     html = (exports / "index.html").read_text()
-    links = re.findall(r'(?:href|src)="([^"]+)"', html)
+    cards = _gallery_cards(html)
+    assert [c["id"] for c in cards] == [f"asset-{n:03d}" for n in range(ASSETS)]
+    links = [c["preview"] for c in cards] + [lv[4] for c in cards for lv in c["lods"]]
+    links += [path for c in cards for _, path in c["files"]]
     assert len(links) >= ASSETS * 5  # preview, 2 LOD GLBs, the web GLB and its manifest per card
+    links += re.findall(r'(?:href|src)="([^"]+)"', html.split('<script type="application/json"')[0])
     for link in links:
         assert not link.startswith(("/", "file:")), link  # relative: the folder can move
         assert (exports / link).is_file(), link
 
 
 @pytest.mark.live
-def test_gallery_renders_every_card_in_chromium(exports, tmp_path):
+def test_gallery_renders_a_page_of_cards_in_chromium(exports, tmp_path):
     url = (exports / "index.html").as_uri()
     dom = browser.dump_dom(url)
-    assert len(re.findall(r'<article class="card"', dom)) == ASSETS
-    assert dom.count("validation: failed") == 10 and dom.count("validation: passed") == 80
+    assert len(re.findall(r'<article class="card" id="asset-asset', dom)) == PER_PAGE
+    assert "page 1 of 3 (101 assets)" in dom
     shot = browser.screenshot(url, tmp_path / "gallery.png", size=(1280, 900))
     covered, spread = browser.image_spread(shot.read_bytes())
     assert covered > 0.2 and spread > 10, f"the gallery screenshot looks blank ({covered:.1%}, {spread:.1f})"
+    cards = _gallery_cards((exports / "index.html").read_text())
+    assert sum(c["validation"] == "failed" for c in cards) == 10 and sum(c["validation"] == "passed" for c in cards) == 80
 
 
 def test_write_catalog_refuses_duplicates(tmp_path):

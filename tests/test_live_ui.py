@@ -313,11 +313,9 @@ def test_ui_describes_every_asset_and_check_and_offers_typed_launchpad_config(li
     assert "image" in nodes["concept_art"]["kinds"] and "glb" in nodes["generated_model"]["kinds"]
     checks = [c for n in nodes.values() for c in n["assetChecksOrError"]["checks"]]
     assert {c["name"] for c in checks} >= {"generated_model_valid", "lod_levels_valid"}
-    for check in checks:  # validity blocks the export and says what to change; cost only warns
-        if check["name"].endswith("_valid"):
-            assert check["blocking"] and "fail" in check["description"], check
-        else:
-            assert not check["blocking"] and "warning" in check["description"], check
+    for check in checks:  # the guarding checks block; lod_budgets_met is a warning by design
+        assert "fail" in check["description"], check
+        assert check["blocking"] == (check["name"] != "lod_budgets_met"), check
 
     schema = live.gql(CONFIG_TYPES, {"s": {**REPO, "pipelineName": "kiln_asset_job"}})["runConfigSchemaOrError"]
     assert schema["__typename"] == "RunConfigSchema", schema
@@ -666,7 +664,8 @@ def _shot(live: Live, page: Browser, name: str) -> Path:
     return path
 
 
-DATA_PNG = "[...document.images].filter(i => i.src.startsWith('data:image/png'))"
+DATA_IMG = "[...document.images].filter(i => i.src.startsWith('data:image/'))"  # the inline WebP thumbnail
+DATA_PNG = "[...document.images].filter(i => i.src.startsWith('data:image/png'))"  # the full render behind it
 
 
 def test_screenshots_of_what_the_artist_sees(live):
@@ -687,17 +686,17 @@ def test_screenshots_of_what_the_artist_sees(live):
         page.goto(f"{url}/assets/generated_model?view=events&partition=blob")
         page.wait_for_text("job_id", "triangles", "preview")
         decoded = page.wait_for(
-            f"{DATA_PNG}.filter(i => i.complete && i.naturalWidth > 0).map(i => [i.alt, i.naturalWidth, i.naturalHeight])",
+            f"{DATA_IMG}.filter(i => i.complete && i.naturalWidth > 0).map(i => [i.alt, i.naturalWidth, i.naturalHeight])",
             "the inline preview thumbnail, decoded")
-        assert any(alt == "blob generated model" and w >= 16 for alt, w, _ in decoded), decoded
-        page.evaluate(f"{DATA_PNG}[0].scrollIntoView({{block: 'center'}})")
+        assert any(alt == "blob generated model" and w >= 128 for alt, w, _ in decoded), decoded
+        page.evaluate(f"{DATA_IMG}[0].scrollIntoView({{block: 'center'}})")
         page.settle()
         _shot(live, page, "asset-preview")
 
         # The larger preview behind it.
         page.evaluate("""[...document.querySelectorAll('tr')].find(r => r.innerText.trim().startsWith('preview_large'))
                          .querySelector('a').click()""")
-        large = page.wait_for(f"{DATA_PNG}.filter(i => i.complete && i.naturalWidth >= 128).length",
+        large = page.wait_for(f"{DATA_PNG}.filter(i => i.complete && i.naturalWidth >= 256).length",
                               "the large preview in its dialog")
         assert large
         page.settle()

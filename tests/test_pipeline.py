@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from pipeline.cli import reused_stages
 from pipeline.definitions import defs
 from pipeline.geometry.glb import read_asset_extras, read_glb
 from tests import khronos
@@ -61,6 +62,7 @@ def test_one_partition_end_to_end(kiln_env, instance):
 
     result = run_asset(instance, "blob")
     assert result.success, failure_text(result)
+    assert reused_stages(result) == []
 
     concept = materialization(instance, "concept_art", "blob")
     generated = materialization(instance, "generated_model", "blob")
@@ -77,7 +79,8 @@ def test_one_partition_end_to_end(kiln_env, instance):
     assert gm["triangles"].value > 1000 and gm["vertices"].value > 500
     assert abs(gm["size_m"].value[1] - 0.3) < 1e-3  # height in meters from asset.toml
     assert gm["lineage"].value["concept_hash"] == content_hash
-    assert "data:image/png;base64," in gm["preview"].value and len(gm["preview"].value) < 1000
+    assert "data:image/webp;base64," in gm["preview"].value and len(gm["preview"].value) < 1000
+    assert not [k for k in gm if k.startswith("gen_")], "the runner's fields are mapped to one key each"
 
     tris = lods.metadata["triangles_per_level"].value
     assert len(tris) >= 3 and all(a > b for a, b in zip(tris, tris[1:]))
@@ -87,6 +90,7 @@ def test_one_partition_end_to_end(kiln_env, instance):
     exports = kiln_env / "exports"
     latest = json.loads((exports / "blob" / "latest.json").read_text())
     assert latest["version"] == version
+    assert latest["last_attempt"]["status"] == "exported" and latest["last_attempt"]["version"] == version
 
     # every GLB the export wrote is valid for the Khronos validator, and carries its provenance
     glbs = sorted((exports / "blob" / version).rglob("*.glb"))
@@ -116,6 +120,7 @@ def test_one_partition_end_to_end(kiln_env, instance):
     # a second run on unchanged art re-generates nothing
     again = run_asset(instance, "blob")
     assert again.success
+    assert reused_stages(again) == ["generation", "LODs", "export"]  # what make demo prints per asset
     gm2 = materialization(instance, "generated_model", "blob").metadata
     assert gm2["reused_previous_generation"].value is True
     assert materialization(instance, "lod_chain", "blob").metadata["reused_previous_chain"].value is True

@@ -28,29 +28,38 @@ FOLLOW_UPSTREAM = dg.AutomationCondition.eager() & dg.AutomationCondition.all_de
 # lone run: 0.1-0.6 s (tests/test_live_ui.py).
 
 # Inline markdown in the Dagster UI renders only under 1,000 characters; a data-URI thumbnail must
-# stay well below that, so it is tiny and palette-quantized. The full-size preview is linked beside it.
+# fit below that. A 128 px lossy WebP on a flat grey background (no alpha channel) does, at a quality
+# chosen per image (measured: a textured sphere's preview is ~440 bytes at quality 20); the full-size
+# render is one click away (`preview_large`, and the file behind `preview_file`).
 INLINE_MARKDOWN_LIMIT = 1000
+THUMBNAIL_BACKGROUND = (128, 132, 140)  # mid grey: readable on the UI's light and dark themes
 
 
-def thumbnail_markdown(png: bytes, alt: str, max_chars: int = INLINE_MARKDOWN_LIMIT - 100) -> str:
-    """The largest palette thumbnail (down from 48 px) whose markdown fits the inline limit."""
+def thumbnail_markdown(png: bytes, alt: str, max_chars: int = INLINE_MARKDOWN_LIMIT - 40) -> str:
+    """The largest WebP thumbnail (128 px down to 48 px, best quality first) whose markdown fits
+    the inline limit."""
     from PIL import Image
 
     with Image.open(io.BytesIO(png)) as img:
         img = img.convert("RGBA")
-        for side, colors in ((48, 32), (40, 24), (32, 16), (24, 12), (16, 8)):
-            thumb = img.copy()
+        flat = Image.new("RGBA", img.size, THUMBNAIL_BACKGROUND + (255,))
+        flat.alpha_composite(img)
+        flat = flat.convert("RGB")
+        for side in (128, 112, 96, 80, 64, 48):
+            thumb = flat.copy()
             thumb.thumbnail((side, side))
-            buf = io.BytesIO()
-            thumb.quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(buf, "PNG", optimize=True)
-            md = f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
-            if len(md) <= max_chars:
-                return md
-    return f"_{alt}: preview too detailed for an inline thumbnail_"
+            for quality in (60, 40, 25, 12):
+                buf = io.BytesIO()
+                thumb.save(buf, "WEBP", quality=quality, method=6)
+                md = f"![{alt}](data:image/webp;base64,{base64.b64encode(buf.getvalue()).decode()})"
+                if len(md) <= max_chars:
+                    return md
+    return f"_{alt}: preview too detailed for an inline thumbnail (see preview_large)_"
 
 
 def preview_metadata(store: BlobStore, png: bytes, alt: str) -> dict[str, dg.MetadataValue]:
-    """Inline thumbnail plus the full preview (stored as a blob) behind it."""
+    """Inline thumbnail (~128 px), the full render one click away (`preview_large` opens it in the
+    UI) and its file in the blob store."""
     sha = store.put(png, "image/png")
     big = f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
     return {
@@ -71,7 +80,7 @@ def bounds_metadata(lo, hi) -> dict[str, Any]:
 
 def md_table(headers: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
     return dg.MetadataValue.md("\n".join(lines))
 
 
@@ -110,8 +119,36 @@ def _transient_types() -> tuple[type[BaseException], ...]:
 
 
 @contextmanager
-def classified_failures(context: dg.AssetExecutionContext, stage: str) -> Iterator[None]:
-    """Turn any exception of a stage into one Dagster Failure line, retryable only if transient."""
+def classified_failures(context: dg.AssetExecutionContext, stage: str, storage=None) -> Iterator[None]:
+    """Turn any exception of a stage into one Dagster Failure line, retryable only if transient.
+
+    With `storage` (a KilnStorage), a failure of a game asset's stage is also recorded as the
+    asset's last attempt at the export target (`export/status.py`), beside its published version."""
+    try:
+        with _classified(context, stage):
+            yield
+    except dg.Failure as failure:
+        if storage is not None and context.has_partition_key:
+            record_failure(storage, context.partition_key, stage, failure.description or "failed", context.run.run_id,
+                           context.log)
+        raise
+
+
+def record_failure(storage, asset_id: str, stage: str, reason: str, run_id: str | None, log=None) -> None:
+    """The asset's last attempt failed: status.json (and latest.json's `last_attempt`) say so.
+    Best effort: an unreachable export target must not hide the failure being reported."""
+    from ..export.status import FAILED, attempt, record_attempt
+
+    reason = one_line(reason).removeprefix(f"asset {asset_id}: ").removeprefix(f"{stage}: ")
+    try:
+        record_attempt(storage.export_target(), attempt(asset_id, FAILED, stage=stage, reason=reason, run_id=run_id))
+    except Exception as exc:  # the original failure is what the artist must read
+        if log is not None:
+            log.warning(f"could not record the failure of {asset_id} at the export target: {exc}")
+
+
+@contextmanager
+def _classified(context: dg.AssetExecutionContext, stage: str) -> Iterator[None]:
     from ..asset_settings import SettingsError
     from ..concepts import ConceptError
     from ..geometry.glb import GlbError

@@ -29,16 +29,15 @@ from .common import bad_data, classified_failures, game_assets, lineage_metadata
 def concept_art(context: dg.AssetExecutionContext, storage: KilnStorage) -> dg.Output[dict]:
     asset_id = context.partition_key
     folder = settings.concepts_dir() / asset_id
-    try:
-        concept = concepts.load(folder)
-    except concepts.ConceptError as exc:
-        raise bad_data(asset_id, str(exc)) from None
-    except OSError as exc:
-        raise bad_data(asset_id, f"concept folder {folder} cannot be read ({exc.strerror or type(exc).__name__}); "
-                       "check that it exists and is readable") from None
-    check_provider_options(concept)
-
-    with classified_failures(context, "concept_art"):
+    with classified_failures(context, "concept_art", storage):
+        try:
+            concept = concepts.load(folder)
+        except concepts.ConceptError as exc:
+            raise bad_data(asset_id, str(exc)) from None
+        except OSError as exc:
+            raise bad_data(asset_id, f"concept folder {folder} cannot be read ({exc.strerror or type(exc).__name__}); "
+                           "check that it exists and is readable") from None
+        check_provider_options(concept)
         return _store_concept(storage, concept)
 
 

@@ -11,6 +11,7 @@ from ..asset_settings import AssetSettings, describe
 from ..checks import GUARDING_CHECK_KEYS
 from ..export.profiles import DEFAULT_PROFILES, PROFILES, ExportInput, ExportLevel, build_profile, version_for
 from ..export.publish import publish, republish_existing
+from ..export.status import EXPORTED, attempt, record_attempt
 from ..geometry.glb import read_glb
 from ..geometry.render import preview_png
 from ..resources import KilnStorage
@@ -41,7 +42,9 @@ class ExportConfig(dg.Config):
         "Engine-ready packages (web: one meshopt-compressed GLB with MSFT_lod; unity: LOD-group nodes; "
         "unreal: a GLB per level plus UCX collision; godot: LOD0 plus a `-colonly` collision node), each with a "
         "manifest.json and preview, published to KILN_EXPORT_URI under `<asset>/<version>/<profile>/`. "
-        "A published version is never overwritten; `latest.json` moves last. Each GLB's asset.extras "
+        "A published version is never overwritten; `latest.json` moves last, and `status.json` records "
+        "this attempt (a failure anywhere in the chain is recorded there too, beside the last good "
+        "version). Each GLB's asset.extras "
         "carries the provenance back to the concept images.\n\n"
         "If it fails: an S3 error means check credentials/endpoint (nothing was marked published); "
         "an unknown profile is refused before anything is written."
@@ -49,7 +52,7 @@ class ExportConfig(dg.Config):
 )
 def engine_export(context: dg.AssetExecutionContext, config: ExportConfig, storage: KilnStorage,
                   lod_chain: dict) -> dg.Output[dict]:
-    with classified_failures(context, "engine_export"):
+    with classified_failures(context, "engine_export", storage):
         return _export(context, config, storage, lod_chain)
 
 
@@ -70,6 +73,9 @@ def _export(context: dg.AssetExecutionContext, config: ExportConfig, storage: Ki
     if result is None:
         result = _build_and_publish(store, target, asset_id, version, profiles, lod_chain,
                                     _validation(context, asset_id))
+    # the last attempt succeeded: status.json and latest.json's `last_attempt` say so (no write
+    # when this version was already the recorded export)
+    record_attempt(target, attempt(asset_id, EXPORTED, version=version, run_id=context.run.run_id))
     elapsed = time.monotonic() - started
 
     preview_path = (result.record.get("preview") or {}).get("path")

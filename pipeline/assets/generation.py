@@ -84,7 +84,7 @@ GENERATION_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EX
 )
 def generated_model(context: dg.AssetExecutionContext, config: GenerateConfig, storage: KilnStorage,
                     concept_art: dict) -> dg.Output[dict]:
-    with classified_failures(context, "generated_model"):
+    with classified_failures(context, "generated_model", storage):
         return _generate(context, config, storage, concept_art)
 
 
@@ -159,13 +159,19 @@ def _generate(context: dg.AssetExecutionContext, config: GenerateConfig, storage
     metadata = {
         # the preview first: artists judge by looking
         **preview_metadata(store, store.get(normalized["preview_sha256"]), f"{asset_id} generated model"),
+        # one key per fact (the runner's own names are mapped here, not copied beside them)
         "provider": provider_name,
         "provider_model": gen.model,
+        **({"provider_tier": gen.tier} if gen.tier else {}),
         "job_id": gen.job_id,
         "reused_previous_generation": gen.reused,
+        "resumed_submission": gen.resumed,
+        "force_resubmit": bool(gen.force_resubmit),  # the run that paid again is in the lineage
         "cost_usd": dg.MetadataValue.float(float(gen.cost_usd)),
+        "cost_source": gen.cost_source,
         "seed": seed if seed is not None else "default",
-        **{f"gen_{k}": v for k, v in gen.metadata().items() if v is not None and k not in ("provider", "job_id", "cost_usd")},
+        "request_hash": gen.request_hash,
+        **{f"provider_{k}": v for k, v in (("queue_s", gen.queue_s), ("processing_s", gen.processing_s)) if v is not None},
         "triangles": normalized["triangles"],
         "vertices": normalized["vertices"],
         "raw_triangles": normalized["raw_triangles"],

@@ -84,14 +84,14 @@ def resolve_budget(category: str, toml_lod: LodSettings, config: LodConfig) -> L
         "where it brings the shading closer to the source (`normal_map` per level; plain maps and the "
         "reason otherwise). The baked map is the level's normalTexture, with its tangents, in the GLB; a "
         "material with its own normal map keeps it.\n\n"
-        "When it fails: the `lod_levels_valid` check names the level and what is wrong with it; a bad "
-        "`[lod]` value fails here naming asset.toml and the key. Fix the setting or the model and "
-        "materialize again."
+        "If it fails: the one-line error names the level and the setting; an invalid `[lod]` value is "
+        "named with its accepted range (fix asset.toml or the launchpad config), and a model the "
+        "simplifier cannot read means re-generating `generated_model`."
     ),
 )
 def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: KilnStorage,
               generated_model: dict) -> dg.Output[dict]:
-    with classified_failures(context, "lod_chain"):
+    with classified_failures(context, "lod_chain", storage):
         return _build_chain(context, config, storage, generated_model)
 
 

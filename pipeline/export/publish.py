@@ -69,6 +69,9 @@ class ExportTarget:
         data = self.read(key)
         return None if data is None else sha256_bytes(data)
 
+    def exists(self, key: str) -> bool:
+        return self.existing_sha256(key) is not None  # S3: one HEAD request
+
     def _create(self, key: str, data: bytes, content_type: str, sha: str) -> bool:
         """Write `data` unless `key` exists; False when it already existed."""
         raise NotImplementedError
@@ -113,6 +116,9 @@ class LocalTarget(ExportTarget):
             return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
 
     def _temp(self, path: Path, data: bytes) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -142,10 +142,12 @@ def normalize(
             report.nonfinite_triangles += int((~keep).sum())
             p.tri = p.tri[keep]
         for name in ("uvs", "uv1"):
-            uv = p.extra.get(name)
-            bad_uv = None if uv is None else ~np.isfinite(uv).all(axis=1)
-            if bad_uv is not None and bad_uv.any():  # a lookup at NaN is undefined in every engine; (0, 0) is one texel
-                p.extra[name] = np.where(bad_uv[:, None], 0.0, uv).astype(np.float32)
+            uvs = p.extra.get(name)
+            if uvs is None:
+                continue
+            bad_uv = ~np.isfinite(uvs).all(axis=1)
+            if bad_uv.any():  # a texture lookup at NaN is undefined in every engine; (0, 0) is one texel
+                p.extra[name] = np.where(bad_uv[:, None], 0.0, uvs).astype(np.float32)
                 report.nonfinite_uvs += int(bad_uv.sum())
     report.nonfinite_share = report.nonfinite_triangles / max(report.triangles_in, 1)
     parts = [p for p in parts if len(p.tri)]

@@ -1,4 +1,7 @@
-"""Image-to-3D providers by name (DESIGN.md): `local` (default, offline), `import`, and the vendors."""
+"""Image-to-3D providers by name: `local` (default, offline), `import`, and the vendors.
+
+The README lists them with their keys; docs/architecture.md (*Providers*) shows how they plug in.
+"""
 
 from __future__ import annotations
 
