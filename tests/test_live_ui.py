@@ -703,7 +703,7 @@ def test_screenshots_of_what_the_artist_sees(live):
         _shot(live, page, "asset-preview-large")
 
         page.goto(f"{url}/assets/lod_chain?view=events&partition=blob")
-        page.wait_for_text("triangles_per_level", "screen size", "error (mm)")
+        page.wait_for_text("triangles_per_level", "screen size", "error vs source (mm)")
         page.settle()
         _shot(live, page, "lod-levels")
 

@@ -180,9 +180,9 @@ def test_budget_rejects_nonsense():
         LodBudget(1000, sloppy_from_level=0)
     with pytest.raises(ValueError, match="one entry per level"):
         LodBudget(1000, ratios=(0.5, 0.2))
-    with pytest.raises(ValueError, match="screen sizes must fall strictly"):
+    with pytest.raises(ValueError, match="screen.sizes must fall strictly"):
         LodBudget(1000, screen_sizes=(1.0, 0.5, 0.5, 0.1))
-    with pytest.raises(ValueError, match="screen sizes must fall strictly"):
+    with pytest.raises(ValueError, match="screen.sizes must fall strictly"):
         LodBudget(1000, screen_sizes=(1.5, 0.5, 0.2, 0.1))
     from_toml = LodBudget(lod0_triangles=5000.0, ratios=[0.5, 0.2], screen_sizes=[1, 0.5, 0.2])  # TOML gives lists
     assert from_toml.ratios == (0.5, 0.2) and from_toml.lod0_triangles == 5000 and from_toml.levels == 3
@@ -202,7 +202,7 @@ def test_resolve_budget_layers_category_toml_and_launchpad():
     assert budget.screen_sizes == (0.8, 0.4, 0.2, 0.1) and budget.lod0_triangles == 9000
     five = resolve_budget("prop", lod(ratios=[0.5, 0.25, 0.1, 0.05]), LodConfig())
     assert five.screen_sizes == (*PROP.screen_sizes, PROP.screen_sizes[-1] / 2)
-    with pytest.raises(ValueError, match="screen sizes must fall strictly"):
+    with pytest.raises(ValueError, match="screen.sizes must fall strictly"):
         resolve_budget("prop", lod(), LodConfig(screen_sizes=[1.0, 0.2, 0.4, 0.1]))
 
 
