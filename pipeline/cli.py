@@ -33,7 +33,24 @@ def ensure_dagster_home() -> Path:
     project_home = (ROOT / ".dagster").resolve()
     if not target.exists() or (home == project_home and target.read_bytes() != source.read_bytes()):
         shutil.copyfile(source, target)
+    warn_if_data_dir_changed(home)
     return home
+
+
+def warn_if_data_dir_changed(home: Path, out=None) -> None:
+    """Say loudly when this instance's partitions came from another data folder than this run's."""
+    from . import settings
+
+    previous = settings.record_data_dir(home)
+    if previous is None:
+        return
+    bar = "!" * 100
+    print(f"{bar}\nWARNING: the Dagster instance in {home} was last used with KILN_DATA_DIR={previous},\n"
+          f"         now KILN_DATA_DIR={settings.data_dir()}.\n"
+          f"         The new_concept_art sensor retires every partition whose folder is not in\n"
+          f"         {settings.concepts_dir()} (their published exports stay). To keep the old ones, stop now\n"
+          f"         and run with KILN_DATA_DIR={previous}, or give this data folder its own DAGSTER_HOME.\n{bar}",
+          file=out or sys.stderr, flush=True)
 
 
 def init_instance() -> None:
