@@ -9,7 +9,7 @@ PORT ?= 3000
 export KILN_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install demo dev test test-deps test-lod-sweep bench chaos concepts clean
+.PHONY: install demo dev register test test-deps test-lod-sweep bench chaos concepts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ install: $(VENV)/.installed
 
 demo: install
 	$(BIN)/python -m pipeline.cli demo
+
+# every concept folder becomes a partition, nothing runs (then backfill from the UI)
+register: install
+	$(BIN)/python -m pipeline.cli register
 
 dev: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)

@@ -12,7 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from .asset_settings import AssetSettings
@@ -137,19 +137,22 @@ def _check_link(path: Path, folder: Path) -> None:
                            "copy the file into the concept folder instead")
 
 
-def scan(concepts_dir: Path) -> tuple[list[ConceptFiles], list[tuple[str, str]]]:
-    """All usable concept folders, and (name, reason) for each one skipped."""
+def scan(concepts_dir: Path, progress: Callable[[int, int], None] | None = None
+         ) -> tuple[list[ConceptFiles], list[tuple[str, str]]]:
+    """All usable concept folders, and (name, reason) for each one skipped; `progress(done, total)`
+    after each folder (hashing a studio's art the first time takes a while)."""
     found: list[ConceptFiles] = []
     skipped: list[tuple[str, str]] = []
     if not concepts_dir.is_dir():
         return found, [(str(concepts_dir), "concepts folder does not exist")]
-    for entry in sorted(concepts_dir.iterdir()):
-        if not entry.is_dir() or entry.name.startswith("."):
-            continue
+    entries = sorted(e for e in concepts_dir.iterdir() if e.is_dir() and not e.name.startswith("."))
+    for done, entry in enumerate(entries, 1):
         try:
             found.append(list_files(entry))
         except ConceptError as exc:
             skipped.append((entry.name, str(exc)))
+        if progress:
+            progress(done, len(entries))
     return found, skipped
 
 
