@@ -9,7 +9,7 @@ PORT ?= 3000
 export KILN_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install demo dev register test test-deps test-lod-sweep bench chaos concepts clean
+.PHONY: install demo dev register test test-deps test-lod-sweep test-scale bench chaos concepts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test-deps: install node_modules/.installed
 	  echo "installing chromium (Debian) for browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium'; }
+	@command -v redis-server >/dev/null || test -x /usr/bin/redis-server || { \
+	  echo "installing redis-server (Debian) for the scale-out tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server'; }
 
 test: test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -54,6 +58,11 @@ chaos: install
 # every shared concept image and turnaround through reconstruction and the LOD chain (~3 min)
 test-lod-sweep: test-deps
 	$(BIN)/pytest -m sweep tests/test_lod_sweep.py
+
+# Multi-machine execution for real: Redis, PostgreSQL, SeaweedFS, two Celery workers, the daemon and
+# webserver; a backfill of 20 assets with one worker killed mid-run (~5 min on 2 cores).
+test-scale: test-deps
+	nice -n 10 $(BIN)/pytest -m scale tests/test_scaleout.py
 
 bench: install node_modules/.installed
 	$(BIN)/python bench/reconstruct_bench.py
