@@ -68,6 +68,7 @@ bench: install node_modules/.installed
 	$(BIN)/python bench/reconstruct_bench.py
 	$(BIN)/python bench/lod_bench.py
 	$(BIN)/python bench/material_bench.py
+	$(BIN)/python bench/sensor_bench.py
 
 concepts: install
 	$(BIN)/python scripts/draw_concepts.py data/concepts
