@@ -9,7 +9,7 @@ PORT ?= 3000
 export KILN_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install demo dev gallery test test-deps test-lod-sweep bench chaos concepts clean
+.PHONY: install demo dev gallery register test test-deps test-lod-sweep test-scale bench chaos concepts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ install: $(VENV)/.installed
 # three.js (npm) is copied next to the gallery for its 3D viewer; without npm the gallery has no viewer.
 demo: install $(if $(shell command -v npm),node_modules/.installed)
 	$(BIN)/python -m pipeline.cli demo
+
+# every concept folder becomes a partition, nothing runs (then backfill from the UI)
+register: install
+	$(BIN)/python -m pipeline.cli register
 
 dev: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
@@ -46,6 +50,10 @@ test-deps: install node_modules/.installed
 	  echo "installing chromium (Debian) for browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium'; }
+	@command -v redis-server >/dev/null || test -x /usr/bin/redis-server || { \
+	  echo "installing redis-server (Debian) for the scale-out tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server'; }
 
 test: test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -58,10 +66,16 @@ chaos: install
 test-lod-sweep: test-deps
 	$(BIN)/pytest -m sweep tests/test_lod_sweep.py
 
+# Multi-machine execution for real: Redis, PostgreSQL, SeaweedFS, two Celery workers, the daemon and
+# webserver; a backfill of 20 assets with one worker killed mid-run (~5 min on 2 cores).
+test-scale: test-deps
+	nice -n 10 $(BIN)/pytest -m scale tests/test_scaleout.py
+
 bench: install node_modules/.installed
 	$(BIN)/python bench/reconstruct_bench.py
 	$(BIN)/python bench/lod_bench.py
 	$(BIN)/python bench/material_bench.py
+	$(BIN)/python bench/sensor_bench.py
 
 concepts: install
 	$(BIN)/python scripts/draw_concepts.py data/concepts

@@ -33,7 +33,24 @@ def ensure_dagster_home() -> Path:
     project_home = (ROOT / ".dagster").resolve()
     if not target.exists() or (home == project_home and target.read_bytes() != source.read_bytes()):
         shutil.copyfile(source, target)
+    warn_if_data_dir_changed(home)
     return home
+
+
+def warn_if_data_dir_changed(home: Path, out=None) -> None:
+    """Say loudly when this instance's partitions came from another data folder than this run's."""
+    from . import settings
+
+    previous = settings.record_data_dir(home)
+    if previous is None:
+        return
+    bar = "!" * 100
+    print(f"{bar}\nWARNING: the Dagster instance in {home} was last used with KILN_DATA_DIR={previous},\n"
+          f"         now KILN_DATA_DIR={settings.data_dir()}.\n"
+          f"         The new_concept_art sensor retires every partition whose folder is not in\n"
+          f"         {settings.concepts_dir()} (their published exports stay). To keep the old ones, stop now\n"
+          f"         and run with KILN_DATA_DIR={previous}, or give this data folder its own DAGSTER_HOME.\n{bar}",
+          file=out or sys.stderr, flush=True)
 
 
 def init_instance() -> None:
@@ -200,12 +217,82 @@ def demo(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+class Progress:
+    """`done/total (rate/s, time left)` lines on stderr, at most one per `every_s` and a last one,
+    and only once a job has run longer than `every_s` (short jobs stay quiet)."""
+
+    def __init__(self, what: str, every_s: float = 2.0, out=None, clock=time.monotonic):
+        self.what, self.every_s, self.out, self.clock = what, every_s, out, clock
+        self.started = self.last = clock()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self.clock()
+        if now - self.last < self.every_s and (done < total or now - self.started < self.every_s):
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-9)
+        rate = done / elapsed
+        left = (total - done) / rate if rate > 0 else float("inf")
+        print(f"{self.what} {done}/{total} ({rate:.0f}/s, {_duration(left)} left)", file=self.out or sys.stderr,
+              flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "?"
+    seconds = round(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+# Partitions are added in batches: one call per batch, progress between them.
+REGISTER_BATCH = 500
+
+
+def register(args: argparse.Namespace) -> int:
+    """Every concept folder becomes a `game_assets` partition; nothing runs."""
+    ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    from . import concepts, settings
+
+    concepts_dir = settings.concepts_dir()
+    if not concepts_dir.is_dir():
+        print(f"no concepts folder at {concepts_dir} (set KILN_DATA_DIR)", file=sys.stderr)
+        return 1
+    started = time.monotonic()
+    found, skipped = concepts.scan(concepts_dir, progress=Progress("scanned folders", args.progress_s))
+    with DagsterInstance.get() as instance:
+        existing = set(instance.get_dynamic_partitions("game_assets"))
+        new = [f.asset_id for f in found if f.asset_id not in existing]
+        progress = Progress("registered partitions", args.progress_s)
+        for start in range(0, len(new), REGISTER_BATCH):
+            instance.add_dynamic_partitions("game_assets", new[start:start + REGISTER_BATCH])
+            progress(min(start + REGISTER_BATCH, len(new)), len(new))
+    for name, reason in skipped:
+        print(f"skipped {name}: {reason}")
+    present = {f.asset_id for f in found} | {name for name, _ in skipped}
+    orphans = sorted(existing - present)
+    if orphans:
+        print(f"{len(orphans)} registered partition(s) have no folder in {concepts_dir} (the new_concept_art "
+              f"sensor retires them): {', '.join(orphans[:10])}{' ...' if len(orphans) > 10 else ''}")
+    print(f"registered {len(new)} new partition(s), {len(found) - len(new)} already registered, {len(skipped)} "
+          f"folder(s) skipped, in {time.monotonic() - started:.1f} s; nothing was run. Run them with a "
+          "backfill (make dev, then Materialize all partitions of game_assets); the run queue starts a few "
+          "at a time.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.cli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="materialize every concept folder end to end and print a summary")
     p_demo.add_argument("--json", action="store_true", help="also print failures and timings as JSON")
     p_demo.set_defaults(func=demo)
+    p_register = sub.add_parser("register", help="add every concept folder as a game_assets partition, run nothing")
+    p_register.add_argument("--progress-s", type=float, default=2.0,
+                            help="seconds between progress lines (default 2; only for runs longer than that)")
+    p_register.set_defaults(func=register)
     sub.add_parser("home", help="prepare $DAGSTER_HOME (dagster.yaml, storage) and print it").set_defaults(
         func=lambda _a: print(ensure_dagster_home()) or init_instance() or 0)
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from .asset_settings import AssetSettings
@@ -39,6 +39,9 @@ class ConceptFiles:
     model: Path | None
     settings: Path | None
     content_hash: str
+    # The art alone (image and model.glb bytes, not file names or asset.toml): the same art under
+    # another folder name is a renamed asset. None for a text-only (prompt) folder.
+    art_hash: str | None = None
 
 
 @dataclass
@@ -100,10 +103,24 @@ def list_files(folder: Path) -> ConceptFiles:
     if not images and not has_model and not has_settings:
         raise ConceptError(f"concept folder {folder}: empty (no images, no {MODEL_FILE}, no {SETTINGS_FILE})")
     h = hashlib.sha256()
+    art = sorted(file_sha256(p) for p in (*images, *([model] if has_model else [])))
     for p in (*images, *([model] if has_model else []), *([settings] if has_settings else [])):
         h.update(p.name.encode() + b"\0" + file_sha256(p).encode() + b"\n")
+    art_hash = hashlib.sha256("\n".join(art).encode()).hexdigest() if art else None
     return ConceptFiles(asset_id, folder, images, model if has_model else None,
-                        settings if has_settings else None, h.hexdigest())
+                        settings if has_settings else None, h.hexdigest(), art_hash)
+
+
+def provider_of(files: ConceptFiles) -> str:
+    """The provider a folder asks for (asset.toml, else import for a model.glb, else local), for run
+    tags and queue limits; an asset.toml that does not parse gets the default, and fails in concept_art."""
+    try:
+        chosen = read_settings(files.settings, len(files.images))
+    except ConceptError:
+        from .asset_settings import parse_settings
+
+        chosen = parse_settings({})
+    return chosen.provider_for(files.model is not None)
 
 
 def _check_link(path: Path, folder: Path) -> None:
@@ -120,19 +137,22 @@ def _check_link(path: Path, folder: Path) -> None:
                            "copy the file into the concept folder instead")
 
 
-def scan(concepts_dir: Path) -> tuple[list[ConceptFiles], list[tuple[str, str]]]:
-    """All usable concept folders, and (name, reason) for each one skipped."""
+def scan(concepts_dir: Path, progress: Callable[[int, int], None] | None = None
+         ) -> tuple[list[ConceptFiles], list[tuple[str, str]]]:
+    """All usable concept folders, and (name, reason) for each one skipped; `progress(done, total)`
+    after each folder (hashing a studio's art the first time takes a while)."""
     found: list[ConceptFiles] = []
     skipped: list[tuple[str, str]] = []
     if not concepts_dir.is_dir():
         return found, [(str(concepts_dir), "concepts folder does not exist")]
-    for entry in sorted(concepts_dir.iterdir()):
-        if not entry.is_dir() or entry.name.startswith("."):
-            continue
+    entries = sorted(e for e in concepts_dir.iterdir() if e.is_dir() and not e.name.startswith("."))
+    for done, entry in enumerate(entries, 1):
         try:
             found.append(list_files(entry))
         except ConceptError as exc:
             skipped.append((entry.name, str(exc)))
+        if progress:
+            progress(done, len(entries))
     return found, skipped
 
 

@@ -30,6 +30,8 @@ def provider_slot(context: dg.AssetExecutionContext, provider: str, *, poll_s: f
         storage.set_concurrency_slots(key, POOL_LIMITS.get(provider, 1))
         info = storage.get_concurrency_info(key)
     run_id, step_key = context.run.run_id, context.op_execution_context.get_step_execution_context().step.key
+    # A run resumed after its worker died takes back the slot the dead worker held.
+    storage.free_concurrency_slot_for_step(run_id, step_key)
     waited = 0.0
     claim = storage.claim_concurrency_slot(key, run_id, step_key)
     while not claim.is_claimed:

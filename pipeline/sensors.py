@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import dagster as dg
 
@@ -13,6 +14,11 @@ from .jobs import asset_job, catalog_job
 from .resources import KilnStorage
 
 
+# Retired assets remembered for rename detection (a folder moved while the daemon was down, or
+# between two ticks, is found by its art alone).
+RETIRED_MEMORY = 1000
+
+
 @dg.sensor(
     job=asset_job,
     minimum_interval_seconds=10,
@@ -20,49 +26,102 @@ from .resources import KilnStorage
     description=(
         "Watches `$KILN_DATA_DIR/concepts/`. A new folder gets a `game_assets` partition and a run of the "
         "whole chain in the same tick; changed art (a new content hash) gets a new run; unchanged art "
-        "never does. Folders with invalid names or no usable files are skipped with the reason logged."
+        "never does. A partition registered by someone else (`make register`, the UI) is left for a "
+        "backfill until its art changes. Folders with invalid names or no usable files are skipped with "
+        "the reason logged. A partition whose folder is gone is retired (deleted, so neither automation "
+        "nor backfills run it; its published exports stay); a folder holding the same art as one just "
+        "retired is a renamed asset, its run tagged `kiln/renamed_from`. Runs are tagged "
+        "`kiln/provider`, which the run queue limits per provider (dagster.yaml)."
     ),
 )
 def new_concept_art(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    requested: dict[str, str] = cursor.get("requested", {})
+    requested: dict[str, str] = cursor.get("requested", {})  # asset_id -> content hash seen (16 hex)
+    art: dict[str, str] = cursor.get("art", {})  # asset_id -> art hash (16 hex)
+    retired: dict[str, str] = cursor.get("retired", {})  # asset_id -> its art hash, oldest first
     logged_skips: dict[str, str] = cursor.get("skipped", {})
 
-    found, skipped = concepts.scan(settings.concepts_dir())
-    skipped_now = dict(skipped)
+    concepts_dir, data_dir = settings.concepts_dir(), str(settings.data_dir())
+    if cursor.get("data_dir", data_dir) != data_dir:
+        context.log.warning(f"KILN_DATA_DIR changed from {cursor['data_dir']} to {data_dir}: every partition "
+                            "whose concept folder is not in the new folder is retired")
+    found, skipped = concepts.scan(concepts_dir)
     for name, reason in skipped:
         if logged_skips.get(name) != reason:
             context.log.warning(f"skipped {name}: {reason}")
 
     existing = set(context.instance.get_dynamic_partitions(game_assets.name))
+    gone = retirable(existing, found, skipped, concepts_dir)
+    for asset_id in gone:
+        context.log.warning(f"retired {asset_id}: its concept folder {concepts_dir / asset_id} is gone, so "
+                            "automation and backfills no longer run it; its published exports stay in the catalog")
+        requested.pop(asset_id, None)
+        retired.pop(asset_id, None)
+        retired[asset_id] = art.pop(asset_id, "")
+    renamed_from = {h: old for old, h in retired.items() if h}
+    copies = Counter(f.art_hash[:16] for f in found if f.art_hash)  # the same art twice is a copy, not a move
+
     new_keys = [f.asset_id for f in found if f.asset_id not in existing]
-    run_requests = []
+    # One query for every partition whose latest materialization decides whether it runs.
+    ask = [f.asset_id for f in found if requested.get(f.asset_id) != f.content_hash[:16]
+           and (f.asset_id in existing or f.asset_id in retired)]
+    materialized = _materialized_hashes(context.instance, ask) if ask else {}
+    run_requests, left_for_backfill = [], 0
     for folder in found:
-        short = folder.content_hash[:16]
-        if requested.get(folder.asset_id) == short:
+        asset_id, short = folder.asset_id, folder.content_hash[:16]
+        if folder.art_hash:
+            art[asset_id] = folder.art_hash[:16]
+        seen = requested.get(asset_id)
+        if seen == short:
             continue
-        requested[folder.asset_id] = short
-        if folder.asset_id in existing and _materialized_hash(context.instance, folder.asset_id) == folder.content_hash:
+        requested[asset_id] = short
+        before = retired.pop(asset_id, None) is not None  # a retired asset's folder came back
+        if materialized.get(asset_id) == folder.content_hash:
             continue  # this exact art is already materialized (a backfill, the CLI, a run from the UI)
-        run_requests.append(dg.RunRequest(
-            run_key=f"{folder.asset_id}:{folder.content_hash}",
-            partition_key=folder.asset_id,
-            tags={"kiln/asset_id": folder.asset_id, "kiln/content_hash": folder.content_hash},
-        ))
-    context.update_cursor(json.dumps({"requested": requested, "skipped": skipped_now}, sort_keys=True))
+        if asset_id in existing and seen is None and asset_id not in materialized:
+            left_for_backfill += 1  # registered (make register, the UI), never run: a backfill's job
+            continue
+        tags = {"kiln/asset_id": asset_id, "kiln/content_hash": folder.content_hash,
+                "kiln/provider": concepts.provider_of(folder)}
+        old = renamed_from.get(folder.art_hash[:16]) if folder.art_hash else None
+        if asset_id not in existing and not before and old in retired and copies[folder.art_hash[:16]] == 1:
+            tags["kiln/renamed_from"] = old
+            del retired[old]  # one new name per retired asset
+            context.log.info(f"{asset_id}: the same concept art as retired {old}; a renamed asset (new partition)")
+        run_requests.append(dg.RunRequest(run_key=f"{asset_id}:{folder.content_hash}", partition_key=asset_id,
+                                          tags=tags))
+    while len(retired) > RETIRED_MEMORY:
+        retired.pop(next(iter(retired)))
+    context.update_cursor(json.dumps({"requested": requested, "art": art, "retired": retired,
+                                      "skipped": dict(skipped), "data_dir": data_dir}))
+    partition_requests = [game_assets.build_add_request(new_keys)] if new_keys else []
+    if gone:
+        partition_requests.append(game_assets.build_delete_request(gone))
     return dg.SensorResult(
         run_requests=run_requests,
-        dynamic_partitions_requests=[game_assets.build_add_request(new_keys)] if new_keys else [],
+        dynamic_partitions_requests=partition_requests,
         skip_reason=None if run_requests else
-        f"no new or changed concept art ({len(found)} folders, {len(skipped)} skipped)",
+        f"no new or changed concept art ({len(found)} folders, {len(skipped)} skipped, {len(gone)} retired, "
+        f"{left_for_backfill} registered and left for a backfill)",
     )
 
 
-def _materialized_hash(instance: dg.DagsterInstance, asset_id: str) -> str | None:
-    """The content hash (data version) of the partition's latest concept_art materialization."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("concept_art"), asset_partitions=[asset_id]), limit=1).records
-    return records[0].asset_materialization.tags.get("dagster/data_version") if records else None
+def retirable(existing: set[str], found: list[concepts.ConceptFiles], skipped: list[tuple[str, str]],
+              concepts_dir) -> list[str]:
+    """Partitions whose concept folder is gone. A folder still there but unusable (empty while being
+    copied, a bad file) keeps its partition; a missing concepts folder retires nothing (a wrong
+    KILN_DATA_DIR or an unmounted share must not empty the instance)."""
+    if not concepts_dir.is_dir():
+        return []
+    present = {f.asset_id for f in found} | {name for name, _ in skipped}
+    return sorted(existing - present)
+
+
+def _materialized_hashes(instance: dg.DagsterInstance, asset_ids: list[str]) -> dict[str, str]:
+    """The content hash (data version) of each partition's latest concept_art materialization."""
+    tags = instance.event_log_storage.get_latest_tags_by_partition(
+        dg.AssetKey("concept_art"), dg.DagsterEventType.ASSET_MATERIALIZATION, ["dagster/data_version"], asset_ids)
+    return {p: t["dagster/data_version"] for p, t in tags.items() if "dagster/data_version" in t}
 
 
 @dg.sensor(

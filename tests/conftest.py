@@ -29,4 +29,4 @@ def kiln_env(tmp_path, monkeypatch) -> Path:
     return data
 
 
-pytest_plugins = ["tests.s3server", "tests.pgserver"]
+pytest_plugins = ["tests.s3server", "tests.pgserver", "tests.redisserver"]
