@@ -16,7 +16,6 @@ from typing import Callable
 
 import dagster as dg
 import numpy as np
-import pytest
 from PIL import Image
 
 from pipeline import cli

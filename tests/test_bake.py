@@ -4,7 +4,6 @@ against the analytic normals, flat results where nothing was lost, and UV layout
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from pipeline.geometry.bake import bake_normal_map, fresh_uvs, tangent_frames, uv_layout_problem
 from pipeline.geometry.model import vertex_normals

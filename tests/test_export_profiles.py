@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 from scipy.spatial import ConvexHull
 
-from pipeline.export import profiles
 from pipeline.export.collision import convex_collision
 from pipeline.export.meshopt_ext import compress_glb, decompress_glb
 from pipeline.export.profiles import (

@@ -5,7 +5,6 @@ data folder it serves. Against a real Dagster instance in a temporary DAGSTER_HO
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 
@@ -16,17 +15,9 @@ from pipeline import cli, concepts, settings
 from pipeline.definitions import defs
 from pipeline.sensors import new_concept_art
 from tests.test_pipeline import SMALL, draw_blob, failure_text
+from tests.test_sensor import _Collect
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class _Collect(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.messages: list[str] = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
 
 
 def tick(instance, cursor=None):

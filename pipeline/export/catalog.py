@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .gallery import INDEX_KEY, write_gallery  # noqa: F401 - INDEX_KEY: where index.html is, as before
+from .gallery import write_gallery
 from .publish import ExportTarget, read_latest
 from .status import EXPORTED, FAILED, NEVER_EXPORTED, asset_status, read_status
 

@@ -517,10 +517,15 @@ def _point_latest(target: ExportTarget, asset_id: str, version: str, record: dic
 
 def read_latest(target: ExportTarget, asset_id: str) -> dict[str, Any] | None:
     """The asset's latest.json, or None when it has never been published."""
-    data = target.read(latest_key(asset_id))
+    return read_json(target, latest_key(asset_id))
+
+
+def read_json(target: ExportTarget, key: str) -> dict[str, Any] | None:
+    """A JSON record at the export target, or None when there is none."""
+    data = target.read(key)
     if data is None:
         return None
     try:
         return json.loads(data)
     except json.JSONDecodeError as exc:
-        raise PublishError(f"{target.uri_for(latest_key(asset_id))} is not valid JSON: {exc}") from None
+        raise PublishError(f"{target.uri_for(key)} is not valid JSON: {exc}") from None

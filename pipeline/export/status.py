@@ -21,7 +21,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from .publish import ExportTarget, PublishError, latest_key, read_latest
+from .publish import ExportTarget, latest_key, read_json, read_latest
 
 STATUS_KEY = "status.json"
 EXPORTED, FAILED, NEVER_EXPORTED = "exported", "failed", "never_exported"
@@ -47,13 +47,7 @@ def attempt(asset_id: str, status: str, *, stage: str | None = None, reason: str
 
 def read_status(target: ExportTarget, asset_id: str) -> dict[str, Any] | None:
     """The asset's last recorded attempt, or None."""
-    data = target.read(status_key(asset_id))
-    if data is None:
-        return None
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise PublishError(f"{target.uri_for(status_key(asset_id))} is not valid JSON: {exc}") from None
+    return read_json(target, status_key(asset_id))
 
 
 def _dumps(value: Any) -> bytes:
