@@ -558,7 +558,7 @@ def draw_rune_sword() -> Canvas:
     cv = Canvas()
     cx = 256.0
     steel = (0.7, 0.74, 0.8)
-    blade_top, blade_bot, bhw = 34.0, 352.0, 23.0
+    blade_top, blade_bot, bhw = 34.0, 362.0, 23.0  # the blade runs into the crossguard: one part
     blade = polygon([(cx, blade_top), (cx + bhw, blade_top + 46), (cx + bhw, blade_bot), (cx - bhw, blade_bot),
                      (cx - bhw, blade_top + 46)])
     guard = smin(box(cx, 366, 84, 11, 6), np.minimum(circle(cx - 86, 366, 13), circle(cx + 86, 366, 13)), 6)

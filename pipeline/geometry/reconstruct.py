@@ -1116,10 +1116,11 @@ def depth_profile_iou(model: Model, reference: Model, image: bytes, name: str = 
 
     Both side silhouettes (the camera on the model's left) are scaled to unit height with the pivot
     at the bottom centre and compared by IoU. The reference's own front is found first: the yaw
-    (0, 90, 180 or 270) whose silhouette best matches the image's. Returns (side IoU, that front IoU).
+    (every 10 degrees: the image may be a three-quarter view) whose silhouette best matches the
+    image's. Returns (side IoU, that front IoU).
     """
     front = _normalized_mask(foreground(image, name).mask)
-    fits = [(_iou(_normalized_render(reference, yaw), front), yaw) for yaw in (0.0, 90.0, 180.0, 270.0)]
+    fits = [(_iou(_normalized_render(reference, yaw), front), yaw) for yaw in np.arange(0.0, 360.0, 10.0)]
     front_iou, yaw = max(fits)
     side = _iou(_normalized_render(model, 90.0), _normalized_render(reference, yaw + 90.0))
     return side, front_iou

@@ -69,6 +69,10 @@ class LocalProvider(OfflineProviderBase):
             raise ProviderError(f"local: {exc}") from None
         return params
 
+    def reconstruction_config(self, request: GenerationRequest):
+        """The `ReconstructionConfig` this request runs with (for benchmarks and notebooks)."""
+        return self._config(self.params(request))
+
     @staticmethod
     def _config(params: dict[str, Any]):
         from ..geometry.reconstruct import ReconstructionConfig
