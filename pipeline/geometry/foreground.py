@@ -187,7 +187,7 @@ def _clean(mask: np.ndarray, name: str, *, source: str, hole_fraction: float, mi
             "the object fills most of it"
         )
     if keep.sum() > 1:
-        _refuse_separate_objects(mask, name, source)
+        _refuse_separate_objects(mask, name)
     if source == "border" and mask.mean() > 0.95:
         raise ReconstructionError(
             f"{name}: the object fills {mask.mean():.0%} of the image; leave a plain margin around it"
@@ -214,7 +214,7 @@ def _box_area(boxes: list[tuple[slice, slice]]) -> int:
     return (r1 - r0) * (c1 - c0)
 
 
-def _refuse_separate_objects(mask: np.ndarray, name: str, source: str) -> None:
+def _refuse_separate_objects(mask: np.ndarray, name: str) -> None:
     """Two or more groups of parts further apart than MAX_PART_GAP of the object's size: two objects."""
     r0, r1, c0, c1 = mask_bbox(mask)
     gap = MAX_PART_GAP * max(r1 - r0, c1 - c0)
@@ -225,8 +225,8 @@ def _refuse_separate_objects(mask: np.ndarray, name: str, source: str) -> None:
         raise ReconstructionError(
             f"{name}: no single object: the art shows {groups} groups of parts more than "
             f"{MAX_PART_GAP:.0%} of the object's size apart, which reads as {groups} objects on one sheet; "
-            "a concept folder holds one object: put each in its own folder, or draw them closer together "
-            + ("on a transparent background" if source == "alpha" else "on a plain background")
+            "a concept folder holds one object: put each object in its own folder (parts of one object "
+            "float closer together)"
         )
 
 
