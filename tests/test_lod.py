@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from pipeline.geometry.glb import GlbError, read_glb, write_glb
+from pipeline.asset_settings import parse_settings
 from pipeline.assets.lods import LodConfig, resolve_budget
 from pipeline.categories import CATEGORIES
 from pipeline.geometry.lod import (
@@ -179,9 +180,9 @@ def test_budget_rejects_nonsense():
         LodBudget(1000, sloppy_from_level=0)
     with pytest.raises(ValueError, match="one entry per level"):
         LodBudget(1000, ratios=(0.5, 0.2))
-    with pytest.raises(ValueError, match="screen_sizes must fall"):
+    with pytest.raises(ValueError, match="screen sizes must fall strictly"):
         LodBudget(1000, screen_sizes=(1.0, 0.5, 0.5, 0.1))
-    with pytest.raises(ValueError, match="screen_sizes must fall"):
+    with pytest.raises(ValueError, match="screen sizes must fall strictly"):
         LodBudget(1000, screen_sizes=(1.5, 0.5, 0.2, 0.1))
     from_toml = LodBudget(lod0_triangles=5000.0, ratios=[0.5, 0.2], screen_sizes=[1, 0.5, 0.2])  # TOML gives lists
     assert from_toml.ratios == (0.5, 0.2) and from_toml.lod0_triangles == 5000 and from_toml.levels == 3
@@ -190,16 +191,19 @@ def test_budget_rejects_nonsense():
 
 
 def test_resolve_budget_layers_category_toml_and_launchpad():
-    assert resolve_budget("prop", {}, LodConfig()) == PROP
-    toml = {"lod0_triangles": 8000, "ratios": [0.75, 0.4, 0.15], "prompt_is_ignored": 1}
+    def lod(**keys):
+        return parse_settings({"lod": keys}).lod
+
+    assert resolve_budget("prop", lod(), LodConfig()) == PROP
+    toml = lod(lod0_triangles=8000, ratios=[0.75, 0.4, 0.15])
     budget = resolve_budget("prop", toml, LodConfig())
     assert budget.lod0_triangles == 8000 and budget.screen_sizes == PROP.screen_sizes
     budget = resolve_budget("prop", toml, LodConfig(screen_sizes=[0.8, 0.4, 0.2, 0.1], lod0_triangles=9000))
     assert budget.screen_sizes == (0.8, 0.4, 0.2, 0.1) and budget.lod0_triangles == 9000
-    five = resolve_budget("prop", {"ratios": [0.5, 0.25, 0.1, 0.05]}, LodConfig())
+    five = resolve_budget("prop", lod(ratios=[0.5, 0.25, 0.1, 0.05]), LodConfig())
     assert five.screen_sizes == (*PROP.screen_sizes, PROP.screen_sizes[-1] / 2)
-    with pytest.raises(ValueError, match="screen_sizes must fall"):
-        resolve_budget("prop", {"screen_sizes": [1.0, 0.2, 0.4, 0.1]}, LodConfig())
+    with pytest.raises(ValueError, match="screen sizes must fall strictly"):
+        resolve_budget("prop", lod(), LodConfig(screen_sizes=[1.0, 0.2, 0.4, 0.1]))
 
 
 def test_screen_size_is_where_the_error_covers_one_pixel():

@@ -219,10 +219,10 @@ def test_asset_toml_skinned_policy_reaches_the_import(testdata, tmp_path):
 
     data = (testdata / "glb/textured/DRx3D__glTF-Sample-Assets-OLD/Models/Fox/glTF-Binary/Fox.glb").read_bytes()
     store = LocalBlobStore(tmp_path)
-    info = _normalized(store, "fox", "import", data, sha256_bytes(data), 1.0, "bind_pose")
+    info = _normalized(store, "fox", "import", str(tmp_path / "concepts/fox"), data, sha256_bytes(data), 1.0, "bind_pose")
     assert info["triangles"] == 576 and any("bind pose" in n for n in info["notes"])
     with pytest.raises(dg.Failure, match=r"asset fox: concept folder .*: file model.glb cannot be used: the model is skinned"):
-        _normalized(store, "fox", "import", data, sha256_bytes(data), 1.0, "refuse")
+        _normalized(store, "fox", "import", str(tmp_path / "concepts/fox"), data, sha256_bytes(data), 1.0, "refuse")
 
 
 # ----------------------------------------------------------------------------------------------

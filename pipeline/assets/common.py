@@ -93,7 +93,7 @@ def bad_data(asset_id: str, message: str) -> dg.Failure:
     return dg.Failure(description=one_line(f"asset {asset_id}: {message}"), allow_retries=False)
 
 
-def one_line(text: str, limit: int = 600) -> str:
+def one_line(text: str, limit: int = 1000) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

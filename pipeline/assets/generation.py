@@ -123,10 +123,8 @@ def _generate(context: dg.AssetExecutionContext, config: GenerateConfig, storage
     generated_s = time.monotonic() - started
 
     target_height = asset_toml.height_m or (None if provider_name == "import" else cat.height_m)
-    source = (f"concept folder {concept_art['folder']}: file model.glb" if provider_name == "import"
-              else f"provider {provider_name} returned a model Kiln cannot use")
-    normalized = _normalized(store, asset_id, source, gen.glb, gen.glb_sha256, target_height,
-                             asset_toml.import_.skinned)
+    normalized = _normalized(store, asset_id, provider_name, concept_art["folder"], gen.glb, gen.glb_sha256,
+                             target_height, asset_toml.import_.skinned)
     sha = normalized["glb_sha256"]
     lineage = {
         "concept_hash": concept_art["content_hash"],
@@ -189,7 +187,7 @@ NORMALIZE_VERSION = "3"  # bump when normalization's output changes for the same
 REPAIR_KEYS = ("nonfinite_triangles", "nonfinite_share", "nonfinite_uvs", "triangles_in")  # said out loud
 
 
-def _normalized(store, asset_id: str, source: str, raw_glb: bytes, raw_sha: str,
+def _normalized(store, asset_id: str, provider_name: str, folder: str, raw_glb: bytes, raw_sha: str,
                 target_height: float | None, skinned: str = "bind_pose") -> dict:
     """Normalize the provider's GLB once per (model, height, asset.toml `[import] skinned`: a skinned
     or animated model is read as its static bind pose, with a note in the metadata, or refused);
@@ -202,6 +200,8 @@ def _normalized(store, asset_id: str, source: str, raw_glb: bytes, raw_sha: str,
         raw = read_glb(raw_glb, allow_animation=skinned == "bind_pose")
         model, report = normalize(raw, target_height_m=target_height)
     except (GlbError, NormalizeError) as exc:
+        source = (f"concept folder {folder}: file model.glb cannot be used" if provider_name == "import"
+                  else f"provider {provider_name} returned a model Kiln cannot use")
         raise bad_data(asset_id, f"{source}: {exc}") from None
     model.name = asset_id
     glb = write_glb(model, asset_extras={"asset_id": asset_id, "raw_glb_sha256": raw_sha})

@@ -83,7 +83,10 @@ def resolve_budget(category: str, toml_lod: LodSettings, config: LodConfig) -> L
         "Levels 1..n get a tangent-space normal map baked from the normalized source on their own UVs "
         "where it brings the shading closer to the source (`normal_map` per level; plain maps and the "
         "reason otherwise). The baked map is the level's normalTexture, with its tangents, in the GLB; a "
-        "material with its own normal map keeps it."
+        "material with its own normal map keeps it.\n\n"
+        "When it fails: the `lod_levels_valid` check names the level and what is wrong with it; a bad "
+        "`[lod]` value fails here naming asset.toml and the key. Fix the setting or the model and "
+        "materialize again."
     ),
 )
 def lod_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: KilnStorage,

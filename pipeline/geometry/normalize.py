@@ -141,10 +141,11 @@ def normalize(
             keep = ~bad[p.tri].any(axis=1)
             report.nonfinite_triangles += int((~keep).sum())
             p.tri = p.tri[keep]
-        if p.uvs is not None:
-            bad_uv = ~np.isfinite(p.uvs).all(axis=1)
-            if bad_uv.any():  # a texture lookup at NaN is undefined in every engine; (0, 0) is one texel
-                p.uvs = np.where(bad_uv[:, None], 0.0, p.uvs).astype(np.float32)
+        for name in ("uvs", "uv1"):
+            uv = p.extra.get(name)
+            bad_uv = None if uv is None else ~np.isfinite(uv).all(axis=1)
+            if bad_uv is not None and bad_uv.any():  # a lookup at NaN is undefined in every engine; (0, 0) is one texel
+                p.extra[name] = np.where(bad_uv[:, None], 0.0, uv).astype(np.float32)
                 report.nonfinite_uvs += int(bad_uv.sum())
     report.nonfinite_share = report.nonfinite_triangles / max(report.triangles_in, 1)
     parts = [p for p in parts if len(p.tri)]

@@ -1,9 +1,9 @@
 """goneural.ai: `premium-v1` image-to-3D tasks.
 
-Seed 004 documents goneural.ai's API (`api.goneural.ai`, developer.goneural.ai), not DreamTech's
+The contract is goneural.ai's API (`api.goneural.ai`, developer.goneural.ai), not DreamTech's
 Neural4D; the provider was first misnamed `neural4d`, which now fails with a pointer here.
 
-Contract (`../shared/seeds/004_*.txt`, "Image to 3D"): `POST /v1/tasks/image-to-3d` with Bearer auth
+Contract (goneural.ai's "Image to 3D" page): `POST /v1/tasks/image-to-3d` with Bearer auth
 and either an uploaded `image` (multipart/form-data) or an `asset_id`, not both; `version`
 "premium-v1", `seed`, `faceLimit` (maximum faces, the model picks when unset), `pbr`; the answer is
 the task object, whose `output.glb` is the model URL once finished, with `creditUsed` and `refunded`.

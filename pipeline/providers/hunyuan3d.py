@@ -1,6 +1,6 @@
 """Self-hosted Hunyuan3D-2: the `api_server.py` that ships with Tencent/Hunyuan3D-2.
 
-There is no vendor document in `../shared/seeds/`; the contract is the server's source
+There is no vendor API page; the contract is the server's source
 (github.com/Tencent/Hunyuan3D-2, `api_server.py`):
 - `POST /send` with JSON params starts a generation in a background thread and answers `{"uid"}`;
   `GET /status/{uid}` answers `{"status": "processing"}` until the GLB exists, then

@@ -1,6 +1,6 @@
 """ModelsLab: `image_to_3d` (TRELLIS-style) through `POST /api/v6/3d/image_to_3d`.
 
-Contract (`../shared/seeds/002_*.txt`, ModelsLab "Generate 3D model from image"): the API key goes in
+Contract (ModelsLab's "Generate 3D model from image", docs.modelslab.com): the API key goes in
 the JSON body as `key`; `image` is an image URL (so Kiln passes presigned S3 GET URLs); documented
 ranges: `ss_sampling_steps` and `slat_sampling_steps` 1..50, `slat_guidance_strength` 0..10,
 `mesh_simplify` 0.9..0.98, `resolution` <= 512, `chunk_size` <= 12000; `seed` 0 picks a random seed;

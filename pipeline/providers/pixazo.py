@@ -1,7 +1,7 @@
 """Pixazo gateway: Hyper3D Rodin v1 (`hyper3d-rodin-259`).
 
-Everything here is from `../shared/seeds/003_*.txt` (Pixazo's "Hyper3D Rodin v1 ... API
-Documentation"):
+Everything here is from Pixazo's "Hyper3D Rodin v1 ... API Documentation" (pixazo.ai, the
+Hyper3D API page of the gateway):
 - `POST https://gateway.pixazo.ai/hyper3d-rodin-259/v1/hyper3d-rodin-request` with the key in the
   `Ocp-Apim-Subscription-Key` header; `prompt` is required; `input_image_urls` takes image URLs
   (so Kiln passes presigned S3 GET URLs); `condition_mode` "concat", `geometry_file_format`

@@ -1,12 +1,12 @@
 """What one generation costs, per provider and tier, and where each figure comes from.
 
 Only Pixazo publishes a plain per-generation price in the documents Kiln was built from
-(`../shared/seeds/003_*.txt`: "Per Generation | $0.4"). The other vendors bill in credits or
+(Pixazo's Hyper3D Rodin v1 page: "Per Generation | $0.4"). The other vendors bill in credits or
 per-account plans, so their figures here are estimates that exist to make `max_spend_usd` budgets
 meaningful; set the real number for your account with the provider option `price_usd` (run config
 or `asset.toml`) or the environment variable `KILN_PRICE_<PROVIDER>_USD`, which win over this table.
 Documented *ratios* are applied on top of the base price:
-- Scenario Rodin Gen-2.5: "Extreme High bills at double the base rate" (seeds/001, `tier`).
+- Scenario Rodin Gen-2.5: "Extreme High bills at double the base rate" (Scenario's Rodin Gen-2.5 API reference, `tier`).
 - Rodin HighPack add-on: Hyper3D's own API prices a generation at 0.5 credit and HighPack at an
   additional 1 credit (developer.hyper3d.ai/api-specification/rodin-generation), i.e. +2x base.
 """
@@ -28,7 +28,7 @@ class Price:
 
 
 PRICES: dict[str, Price] = {
-    "pixazo": Price(0.40, True, "Pixazo Hyper3D Rodin v1 API pricing: $0.4 per generation (seeds/003)"),
+    "pixazo": Price(0.40, True, "Pixazo Hyper3D Rodin v1 API pricing: $0.4 per generation"),
     "runware": Price(0.40, False, "estimate: Rodin Gen-2 on Runware bills per task; set price_usd for your account"),
     "scenario": Price(0.50, False, "estimate for Gen-2.5-Medium; Scenario bills in compute units"),
     "modelslab": Price(0.05, False, "estimate: ModelsLab bills image_to_3d per call or by plan"),

@@ -1,6 +1,7 @@
 """Runware: Hyper3D Rodin Gen-2 (`hyper3d:rodin@gen-2`) as `3dInference` tasks.
 
-Contract (`../shared/seeds/000_*.txt`, Runware's "Generating 3D models from images and text"):
+Contract (Runware's "Generating 3D models from images and text",
+runware.ai/docs/models/hyper3d-rodin-gen-2/guides/image-and-text-to-3d):
 `POST https://api.runware.ai/v1` with a JSON array of tasks and `Authorization: Bearer`; `inputs.images`
 takes URLs, base64 or data URIs (Kiln sends data URIs, so no hosting is needed), up to five views of one
 object with the first seeding the materials; `settings.useOriginalAlpha` makes a cut-out's alpha the

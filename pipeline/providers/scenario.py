@@ -1,6 +1,6 @@
 """Scenario: Hyper3D Rodin Gen-2.5 (`model_rodin-hyper3d-v2-5`).
 
-Contract (`../shared/seeds/001_*.txt`, Scenario's "Rodin Gen-2.5 — API Reference"): Basic auth with
+Contract (Scenario's "Rodin Gen-2.5 — API Reference", docs.scenario.com): Basic auth with
 `SCENARIO_SDK_API_KEY:SCENARIO_SDK_API_SECRET`; `POST /v1/generate/custom/model_rodin-hyper3d-v2-5`
 with `images` = 1 to 5 Scenario asset ids and the documented options (tier, addons,
 qualityMeshOption, material, geometryInstructMode, textureMode, isSymmetric, hdTexture,
@@ -51,7 +51,7 @@ from .http import (
 MODEL_ID = "model_rodin-hyper3d-v2-5"
 MAX_UPLOAD_BYTES = 6 * 1024 * 1024  # /v1/assets takes images under 6 MB (larger ones need /v1/uploads)
 
-# The documented options and their documented defaults (seeds/001); Kiln sends them all explicitly so
+# The documented options and their documented defaults (Scenario's API reference); Kiln sends them all explicitly so
 # the request fingerprint and the metadata say exactly what was asked for.
 DEFAULTS: dict[str, Any] = {
     "tier": "Gen-2.5-Medium",
