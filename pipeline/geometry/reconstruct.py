@@ -473,9 +473,9 @@ def _occupancy(views: list[_View], config: ReconstructionConfig) -> tuple[np.nda
     if no_depth_view:
         labels, parts = silhouette_parts(first.fg.mask, config.depth)
         # the deepest any part can be (lathe: its width; flat: a slab), so no voxels are spent on air
-        depth_half = max(FLAT_MAX_THICKNESS / 2 if p.flat else
-                         min(thickness / 2, p.width / 2 if config.depth_profile == "lathe" else thickness / 2)
-                         for p in parts) + 0.03
+        deepest = max(FLAT_MAX_THICKNESS / 2 if p.flat else p.width / 2 if config.depth_profile == "lathe"
+                      else thickness / 2 for p in parts)
+        depth_half = min(thickness / 2, deepest + 0.03)
     lo_xz, hi_xz = _hull_extent(views, depth_half)
     extent = max(1.0, float(hi_xz[0] - lo_xz[0]), float(hi_xz[1] - lo_xz[1]))
     step = extent / int(config.resolution)
