@@ -112,10 +112,11 @@ FLAT_THICKNESS = 0.25  # a flat part's thickness as a fraction of its mean width
 FLAT_MAX_THICKNESS = 0.05  # ... and at most this fraction of the object's height (a shield, a sign)
 # A single view's grid is refined (up to 2x) for silhouettes whose mean width (2 x area / perimeter)
 # is below this fraction of the height: edge errors cost a sword's IoU what they cost no crate's.
-# Measured: the rune sword (0.058, refined 2x) went from IoU 0.973 to 0.99, Step1X-3D's spiky dragon
-# (0.096, 1.25x) from 0.967 to 0.984; the other samples and third-party images are at 0.145 or wider
-# and keep their grid.
-THIN_MEAN_WIDTH = 0.12
+# Measured: the rune sword (0.058, refined 1.7x) went from IoU 0.973 to 0.99; the other samples and
+# third-party images are at 0.145 or wider and keep their grid, but for Step1X-3D's spiky dragon
+# (0.096). 0.12 would refine the dragon 1.25x for IoU 0.984 instead of 0.968, but take it from
+# 2.2-2.6 s to 3.2-3.5 s, over the 3 s a single view may take.
+THIN_MEAN_WIDTH = 0.1
 WEDGE_SLOPE = 0.3  # sin(17.5 degrees): the distance field's slope along the axis of a 35-degree point
 
 
@@ -483,7 +484,7 @@ def _occupancy(views: list[_View], config: ReconstructionConfig) -> tuple[np.nda
     if no_depth_view:
         # A thin silhouette (a sword, a chair's legs) has much edge for its area, and each voxel of
         # edge error costs silhouette IoU: refine the grid, up to 2x, until its mean width spans
-        # THIN_MEAN_WIDTH x resolution voxels (24 at the default).
+        # THIN_MEAN_WIDTH x resolution voxels (20 at the default).
         mask = first.fg.mask
         edge = int((mask & ~ndimage.binary_erosion(mask)).sum())
         mean_width = 2.0 * mask.sum() / max(edge, 1) / first.scale  # model units (height 1)
