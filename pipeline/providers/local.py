@@ -92,7 +92,9 @@ class LocalProvider(OfflineProviderBase):
             model = reconstruct([(v.name, v.data) for v in request.images], config,
                                 angles=list(request.view_angles) or None)
         except ValueError as exc:
-            raise ProviderError(str(exc)) from None
+            # bad art (two objects on one sheet, no object at all): nothing ran that a retry could
+            # change, so it fails at once
+            raise ProviderError(str(exc), accepted=False) from None
         model.name = request.asset_id
         glb = write_glb(model)
         return JobHandle(self.name, f"local-{request_hash[:12]}", request_hash, started, result_glb=glb)
