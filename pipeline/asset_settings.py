@@ -23,6 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, Valid
 
 from .categories import CATEGORIES, DEFAULT_CATEGORY
 from .export.profiles import DEFAULT_PROFILES, PROFILES
+from .geometry.foreground import MIN_PART_AREA
 from .geometry.validate import CATEGORY_SIZE_RANGES_M
 from .providers import DEFAULT_PROVIDER, PROVIDERS, RENAMED
 from .providers.base import GenerationRequest, ImageInput
@@ -119,10 +120,13 @@ class ReconstructSettings(_Section):
     """`[reconstruct]`: the offline generator's shape choices."""
 
     depth: Literal["auto", "flat", "round"] = Field(
-        default="auto", description='Unseen depth of a single view: "auto" (from the category), "flat" or "round".')
+        default="auto", description='Unseen depth of each part of a single view: "auto" (long wide parts such as '
+        'blades flat, the rest round), "flat" (every part a thin slab: shields, signs, cards) or "round" '
+        "(every part round, as the category's depth profile).")
     min_part_area: Float = Field(
-        default=0.002, gt=0.0, le=0.5,
-        description="Smallest separate part kept, as a fraction of the object's foreground area, in (0, 0.5].")
+        default=MIN_PART_AREA, gt=0.0, le=0.5,
+        description="Smallest separate part of the art kept (a floating ornament), as a fraction of the object's "
+        f"bounding-box area, in (0, 0.5]; smaller regions are specks. Default: {MIN_PART_AREA:g}.")
 
 
 class ImportSettings(_Section):
@@ -215,6 +219,7 @@ class AssetSettings(_Section):
             view_angles=tuple(str(a) for a in self.views or ()),
             options=dict(self.options) if options is None else options,
             model_glb=model_glb,
+            reconstruct=self.reconstruct.model_dump(),
         )
 
 

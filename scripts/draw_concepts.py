@@ -2,9 +2,11 @@
 
     .venv/bin/python scripts/draw_concepts.py [OUT_DIR]
 
-Four props, drawn the way a concept artist hands them over: one object per 512x512 RGBA PNG, centred,
+Six props, drawn the way a concept artist hands them over: one object per 512x512 RGBA PNG, centred,
 shaded (lambert + specular + rim light + ink outline), textured, on a transparent background.
 `lantern/` is a turnaround set (front, right side, back) of one object with identical vertical framing.
+`rune_sword/` is one object in several detached parts (a flat blade with crystals, a ring and orbs
+floating around it); `shield/` is flat, which no silhouette can tell (its asset.toml says so).
 
 Everything is analytic 2D signed distance fields in numpy: coverage from the SDF gives anti-aliased
 edges without supersampling, and fake 3D normals (sphere, cylinder, bevel) give the shading. No
@@ -551,6 +553,93 @@ def draw_lantern(view: str) -> Canvas:
     return cv
 
 
+def draw_rune_sword() -> Canvas:
+    """A flat blade, crossguard, grip and pommel, with detached ornaments floating around it."""
+    cv = Canvas()
+    cx = 256.0
+    steel = (0.7, 0.74, 0.8)
+    blade_top, blade_bot, bhw = 34.0, 362.0, 23.0  # the blade runs into the crossguard: one part
+    blade = polygon([(cx, blade_top), (cx + bhw, blade_top + 46), (cx + bhw, blade_bot), (cx - bhw, blade_bot),
+                     (cx - bhw, blade_top + 46)])
+    guard = smin(box(cx, 366, 84, 11, 6), np.minimum(circle(cx - 86, 366, 13), circle(cx + 86, 366, 13)), 6)
+    grip = box(cx, 418, 11, 42, 4)
+    pommel = circle(cx, 472, 17)
+    sword = np.minimum.reduce([blade, guard, grip, pommel])
+
+    # Floating ornaments, each its own part: two crystal shards, a ring (a real hole) and two orbs.
+    shards = [polygon([(x, y - 30), (x + 13, y), (x, y + 30), (x - 13, y)]) for x, y in ((150.0, 150.0), (362.0, 226.0))]
+    ring_d = ring(356.0, 96.0, 26.0, 9.0)
+    orbs = [circle(x, y, 12) for x, y in ((160.0, 270.0), (352.0, 318.0))]
+    ornaments = np.minimum.reduce(shards + orbs + [ring_d])
+    sil = np.minimum(sword, ornaments)
+
+    # Blade: bevelled steel with a darker fuller down the middle and glowing runes in it.
+    bn = bevel_n(blade, 9, 1.6)
+    edge = np.clip(1 + blade / 7, 0, 1)
+    cv.fill(blade, shade(mix(steel, (0.92, 0.94, 0.98), edge), bn, amb=0.45, diff=0.6, spec=0.8, shin=40))
+    fuller = box(cx, 220, 5, 120, 4)
+    cv.tint(fuller, (0.3, 0.33, 0.4), 0.55, soft=1.5)
+    glow = (0.35, 0.95, 1.0)
+    for k in range(6):
+        ry = 120 + 38 * k
+        rune = np.minimum(segment(cx - 4, ry - 9, cx + 4, ry + 9, 1.6),
+                          segment(cx - 4, ry + (3 if k % 2 else -3), cx + 4, ry + (-3 if k % 2 else 3), 1.6))
+        cv.tint(rune + 2.5, glow, 0.25, soft=4)
+        cv.tint(rune, glow, 0.95)
+    # Crossguard and pommel: gold; grip: leather wrapping.
+    gold = (0.85, 0.66, 0.25)
+    cv.shadow(guard, 0.5, 6, 0, 6)
+    cv.fill(guard, shade(gold, bevel_n(guard, 6, 1.4), amb=0.4, spec=0.7, shin=30))
+    wrap = 0.5 + 0.5 * np.sin((Y * 0.9 + X * 0.5) * 0.7)
+    cv.fill(grip, shade(mix((0.32, 0.18, 0.1), (0.5, 0.3, 0.16), wrap), cyl_n(cx, 12)))
+    cv.fill(pommel, shade(gold, sphere_n(cx, 472, 18, 18), amb=0.4, spec=0.8, shin=36))
+    cv.fill(circle(cx, 472, 6), shade((0.2, 0.8, 0.95), sphere_n(cx, 472, 7, 7), spec=0.9, shin=40))
+
+    # Ornaments: cyan crystals with a light facet, a gold ring, glowing orbs.
+    for (x, y), shard in zip(((150.0, 150.0), (362.0, 226.0)), shards):
+        facet = np.where(X < x, 1.0, 0.72)
+        cv.fill(shard, shade(np.asarray((0.3, 0.8, 0.95)) * facet[..., None], bevel_n(shard, 4, 0.8), amb=0.6,
+                             spec=0.7, shin=30))
+    cv.fill(ring_d, shade(gold, bevel_n(ring_d, 3, 1.2), amb=0.4, spec=0.7, shin=30))
+    for (x, y), orb in zip(((160.0, 270.0), (352.0, 318.0)), orbs):
+        cv.fill(orb, shade((0.3, 0.85, 1.0), sphere_n(x, y, 13, 13), amb=0.6, spec=0.9, shin=40))
+    cv.finish(sil, rim_col=(0.55, 0.9, 1.0), rim=0.5, rim_w=5, ink_w=1.6)
+    return cv
+
+
+def draw_shield() -> Canvas:
+    """A heater shield: painted wooden face, iron rim and boss, a heraldic chevron."""
+    cv = Canvas()
+    cx = 256.0
+    outline = [(cx - 196, 40), (cx + 196, 40), (cx + 196, 230), (cx + 150, 350), (cx, 482), (cx - 150, 350),
+               (cx - 196, 230)]
+    face = rescale(polygon(outline))
+    face = smin(face, box(cx, 40, 196, 4, 4), 4)
+    iron = (0.4, 0.4, 0.43)
+    grit = speckle(17, 2)
+    # Wooden face painted blue, with planks showing through the paint and a white chevron.
+    planks = wood(Y, X - cx, (0.16, 0.27, 0.55), seed=50, spacing=14)
+    cv.fill(face, shade(planks, bevel_n(face, 22, 0.5), amb=0.5, diff=0.55))
+    chevron = np.maximum(np.abs(np.abs(X - cx) * 0.9 + (Y - 300)) - 26, face + 24)
+    cv.fill(chevron, shade((0.92, 0.9, 0.84), bevel_n(face, 22, 0.5), amb=0.5, diff=0.55))
+    # Iron rim (a band inside the outline), boss and rivets.
+    rim_band = np.maximum(face, -face - 18)
+    cv.shadow(rim_band, 0.45, 8, 3, 5)
+    cv.fill(rim_band, shade(np.asarray(iron) * (0.85 + 0.3 * grit)[..., None], bevel_n(rim_band, 6, 1.3), amb=0.35,
+                            spec=0.6, shin=30))
+    boss = circle(cx, 190, 44)
+    cv.shadow(boss, 0.55, 12, 4, 8)
+    cv.fill(boss, shade(iron, sphere_n(cx, 190, 46, 46), amb=0.35, spec=0.9, shin=40))
+    for k in range(10):
+        t = (k + 0.5) / 10
+        px, py = cx - 186 + 372 * t, 50.0
+        cv.fill(circle(px, py, 4.5), shade((0.55, 0.55, 0.58), sphere_n(px, py, 5, 5), spec=0.9))
+    fall = np.clip(((X - cx) + (Y - 260)) / 700, -0.5, 0.5)
+    cv.rgb *= (1.0 - 0.3 * fall)[..., None]
+    cv.finish(face, rim_col=(0.6, 0.8, 1.0), rim=0.45, rim_w=8)
+    return cv
+
+
 # ---------------------------------------------------------------- output
 
 SETTINGS = {
@@ -562,6 +651,11 @@ SETTINGS = {
                 'on a cream stem with a frilled ring"\n',
     "lantern": 'category = "prop"\nheight_m = 0.45\nviews = ["front", "right", "back"]\nprompt = "A square '
                'wrought-iron lantern with a hanging ring, pyramid roof, glass panes and a glowing candle inside"\n',
+    "rune_sword": 'category = "prop"\nheight_m = 1.1\nprompt = "A rune sword with a glowing engraved blade, a gold '
+                  'crossguard and crystals, a ring and orbs floating around it"\n',
+    # a shield's silhouette reads like a round plate or a crate's face: its depth is stated
+    "shield": 'category = "prop"\nheight_m = 0.9\nprompt = "A painted wooden heater shield with an iron rim, '
+              'a boss and a white chevron"\n\n[reconstruct]\ndepth = "flat"\n',
 }
 
 
@@ -574,6 +668,8 @@ def main(argv: list[str]) -> int:
         ("lantern/1_front.png", lambda: draw_lantern("front")),
         ("lantern/2_side.png", lambda: draw_lantern("side")),
         ("lantern/3_back.png", lambda: draw_lantern("back")),
+        ("rune_sword/front.png", draw_rune_sword),
+        ("shield/front.png", draw_shield),
     ]
     for rel, draw in jobs:
         path = out / rel

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_defaults_and_a_full_file_round_trip():
     empty = parse_settings({})
     assert empty.category == "prop" and empty.height_m is None and empty.lod.ratios is None
-    assert empty.reconstruct.depth == "auto" and empty.reconstruct.min_part_area == 0.002
+    assert empty.reconstruct.depth == "auto" and empty.reconstruct.min_part_area == 0.0005
     assert empty.import_.skinned == "bind_pose" and empty.to_json() == {}
     raw = tomllib.loads(
         'prompt = "crate"\nprovider = "local"\ncategory = "hero"\nheight_m = 2\nseed = 65535\n'
@@ -134,3 +134,30 @@ def test_local_provider_refuses_bad_options_before_any_work():
                               ({"depth_profile": "cube"}, "depth_profile")]:
         with pytest.raises(ProviderError, match=re.escape(expected)):
             local.params(_request(options))
+
+
+def test_reconstruct_section_reaches_the_local_generator_and_its_generation_key():
+    from pipeline.geometry.foreground import MIN_PART_AREA
+    from pipeline.geometry.reconstruct import GENERATOR_VERSION
+
+    image = ImageInput("front.png", b"png", "0" * 64, "image/png", True)
+    local = make_provider("local")
+
+    def request(section: dict) -> GenerationRequest:
+        return parse_settings({"reconstruct": section}).generation_request("shield", (image,), None)
+
+    flat = local.params(request({"depth": "flat", "min_part_area": 0.01}))
+    assert flat["depth"] == "flat" and flat["min_part_area"] == 0.01
+    assert flat["generator_version"] == GENERATOR_VERSION
+    config = local.reconstruction_config(request({"depth": "flat", "min_part_area": 0.01}))
+    assert config.depth == "flat" and config.min_part_area == 0.01
+    defaults = local.params(request({}))
+    assert defaults["depth"] == "auto" and defaults["min_part_area"] == MIN_PART_AREA
+    # a different shape choice, or another generator version, is another generation (no cache reuse)
+    assert request({"depth": "flat"}).fingerprint("local", flat) != request({}).fingerprint("local", defaults)
+    older = {**defaults, "generator_version": GENERATOR_VERSION - 1}
+    assert request({}).fingerprint("local", older) != request({}).fingerprint("local", defaults)
+    with pytest.raises(SettingsError, match=r"\[reconstruct\] depth"):
+        parse_settings({"reconstruct": {"depth": "thin"}})
+    with pytest.raises(SettingsError, match=r"\[reconstruct\] min_part_area"):
+        parse_settings({"reconstruct": {"min_part_area": 0}})

@@ -9,6 +9,7 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from pipeline.geometry.foreground import ReconstructionError, decode_image, fill_background, foreground
 
@@ -139,3 +140,43 @@ def test_large_images_are_worked_on_at_bounded_size():
     ImageDraw.Draw(image).ellipse((500, 200, 2500, 1300), fill=(0, 0, 0, 255))
     rgba = decode_image(png(image))
     assert rgba.shape == (512, 1024, 4)
+
+
+def ornamented(background=None, specks: bool = True, gap: int = 30) -> bytes:
+    """A tall blade with two detached ornaments `gap` px away, and (optionally) dust specks."""
+    mode, fill = ("RGBA", (0, 0, 0, 0)) if background is None else ("RGB", background)
+    image = Image.new(mode, (300, 300), fill)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((140, 20, 160, 280), fill=(120, 130, 150))  # 21 x 261 blade
+    draw.ellipse((160 + gap, 60, 160 + gap + 16, 76), fill=(30, 160, 220))  # orb: ~0.008 of the box
+    draw.polygon([(140 - gap, 150), (132 - gap, 170), (140 - gap, 190), (148 - gap, 170)], fill=(30, 200, 120))  # ~0.012
+    if specks:
+        for x, y in ((20, 20), (270, 250), (40, 200)):
+            draw.rectangle((x, y, x + 2, y + 2), fill=(90, 90, 90))  # 9 px: ~0.0001 of the box
+    return png(image)
+
+
+@pytest.mark.parametrize("background", [None, (255, 255, 255)], ids=["alpha", "plain"])
+def test_every_part_is_kept_and_specks_are_dropped(background):
+    fg = foreground(ornamented(background))
+    _, count = ndimage.label(fg.mask)
+    assert count == 3, "blade and both ornaments"
+    assert fg.mask[150, 150] and fg.mask[68, 198] and fg.mask[170, 110]
+    assert not fg.mask[21, 21] and not fg.mask[251, 271]
+
+
+def test_smallest_part_kept_is_configurable():
+    # the ornaments are ~0.008 and ~0.012 of the object's bounding box (blade and ornaments)
+    _, count = ndimage.label(foreground(ornamented(specks=False), min_part_area=0.01).mask)
+    assert count == 2
+    _, count = ndimage.label(foreground(ornamented(specks=False), min_part_area=0.02).mask)
+    assert count == 1
+    _, count = ndimage.label(foreground(ornamented(specks=False), min_part_area=0.001).mask)
+    assert count == 3
+
+
+def test_parts_far_apart_are_two_objects_on_one_sheet():
+    # ornaments 30 px from a 261 px blade float around it; 90 px away (0.3 of the size) they do not
+    assert foreground(ornamented(gap=60)).mask[68, 228]
+    with pytest.raises(ReconstructionError, match=r"sheet\.png: no single object.*3 groups.*25%.*one object"):
+        foreground(ornamented(gap=95), "sheet.png")

@@ -133,6 +133,7 @@ def test_one_partition_end_to_end(kiln_env, instance):
         ("corrupt", lambda f: (f / "front.png").write_bytes(_png_bytes()[:-300]), "front.png"),
         ("notimage", lambda f: (f / "front.png").write_text("this is not an image"), "front.png"),
         ("toomany", lambda f: [draw_blob(f / f"v{i}.png", size=64) for i in range(6)], "at most 5"),
+        ("twoprops", lambda f: _two_props(f / "front.png"), "front.png: no single object"),
     ],
 )
 def test_bad_input_fails_only_that_partition(kiln_env, instance, name, setup, expect):
@@ -143,12 +144,22 @@ def test_bad_input_fails_only_that_partition(kiln_env, instance, name, setup, ex
     assert not result.success
     message = failure_text(result)
     assert str(folder) in message and expect in message, message
+    assert "retry" not in message  # bad art fails at once
 
     good = kiln_env / "concepts" / "good"
     draw_blob(good / "front.png")
     (good / "asset.toml").write_text(SMALL)
     ok = run_asset(instance, "good")
     assert ok.success, failure_text(ok)
+
+
+def _two_props(path: Path) -> None:
+    """Two props side by side on one sheet, far apart: not one object."""
+    img = Image.new("RGBA", (320, 160), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    d.ellipse((10, 20, 90, 140), fill=(180, 90, 40, 255))
+    d.rectangle((200, 30, 300, 140), fill=(60, 90, 180, 255))
+    img.save(path)
 
 
 def _png_bytes() -> bytes:

@@ -61,6 +61,8 @@ class GenerationRequest:
     seed: int | None = None
     view_angles: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)  # provider-specific, from asset.toml / run config
+    # asset.toml [reconstruct]: the offline generator's shape choices (its params carry them into the hash)
+    reconstruct: dict[str, Any] = field(default_factory=dict)
     model_glb: bytes | None = None  # the folder's own model.glb (provider `import`)
 
     def fingerprint(self, provider: str, params: dict[str, Any]) -> str:

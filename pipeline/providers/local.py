@@ -1,7 +1,9 @@
 """`local`: Kiln's own offline reconstruction from the concept views (no network, no cost).
 
-One view is inflated from its silhouette; a turnaround set is carved into a textured visual hull
-(`pipeline.geometry.reconstruct`). The work happens inside `submit`, so the runner stores and
+One view is given depth from its silhouette, part by part (asset.toml `[reconstruct]` chooses flat
+or round parts and the smallest part kept); a turnaround set is carved into a textured visual hull
+(`pipeline.geometry.reconstruct`). The params carry `generator_version`, so a generator that makes
+different models from the same inputs never reuses the previous version's cached generations. The work happens inside `submit`, so the runner stores and
 reuses the result exactly as it does for a paid vendor job.
 """
 
@@ -27,6 +29,8 @@ class LocalProvider(OfflineProviderBase):
         self.options = dict(options or {})
 
     def params(self, request: GenerationRequest) -> dict[str, Any]:
+        from ..geometry.reconstruct import GENERATOR_VERSION
+
         if not request.images:
             raise ProviderError(
                 f"asset {request.asset_id}: the local provider needs at least one concept image "
@@ -49,7 +53,12 @@ class LocalProvider(OfflineProviderBase):
                 "roughness": _number("roughness", opts.get("roughness", 0.8)),
                 "depth_profile": str(opts.get("depth_profile", cat.depth_profile)),
                 "kiln_version": KILN_VERSION,
+                "generator_version": GENERATOR_VERSION,
             }
+            # asset.toml [reconstruct], already checked by its schema; absent keys keep the generator's defaults
+            for key in ("depth", "min_part_area"):
+                if request.reconstruct.get(key) is not None:
+                    params[key] = request.reconstruct[key]
             for key in ("resolution", "texture_size"):
                 if opts.get(key) is not None:
                     params[key] = _number(key, opts[key], integer=True)
@@ -60,11 +69,15 @@ class LocalProvider(OfflineProviderBase):
             raise ProviderError(f"local: {exc}") from None
         return params
 
+    def reconstruction_config(self, request: GenerationRequest):
+        """The `ReconstructionConfig` this request runs with (for benchmarks and notebooks)."""
+        return self._config(self.params(request))
+
     @staticmethod
     def _config(params: dict[str, Any]):
         from ..geometry.reconstruct import ReconstructionConfig
 
-        return ReconstructionConfig(**{k: v for k, v in params.items() if k != "kiln_version"})
+        return ReconstructionConfig(**{k: v for k, v in params.items() if k not in ("kiln_version", "generator_version")})
 
     def cost_usd(self, params: dict[str, Any]) -> float:
         return 0.0
@@ -79,7 +92,9 @@ class LocalProvider(OfflineProviderBase):
             model = reconstruct([(v.name, v.data) for v in request.images], config,
                                 angles=list(request.view_angles) or None)
         except ValueError as exc:
-            raise ProviderError(str(exc)) from None
+            # bad art (two objects on one sheet, no object at all): nothing ran that a retry could
+            # change, so it fails at once
+            raise ProviderError(str(exc), accepted=False) from None
         model.name = request.asset_id
         glb = write_glb(model)
         return JobHandle(self.name, f"local-{request_hash[:12]}", request_hash, started, result_glb=glb)
