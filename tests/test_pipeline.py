@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from pipeline.assets.lods import SIDE_BY_SIDE_PX
 from pipeline.cli import reused_stages
 from pipeline.definitions import defs
 from pipeline.geometry.glb import read_asset_extras, read_glb
@@ -85,6 +86,14 @@ def test_one_partition_end_to_end(kiln_env, instance):
     tris = lods.metadata["triangles_per_level"].value
     assert len(tris) >= 3 and all(a > b for a, b in zip(tris, tris[1:]))
     assert lods.metadata["lineage"].value["glb_sha256"] == gm["lineage"].value["glb_sha256"]
+    # the source beside every level, one camera: a cell per model, and no two levels look the same
+    assert "data:image/webp;base64," in lods.metadata["side_by_side"].value
+    sheet = np.asarray(Image.open(lods.metadata["side_by_side_file"].value).convert("RGB")).astype(int)
+    cell = SIDE_BY_SIDE_PX + 8
+    assert sheet.shape[1] == 8 + cell * (1 + len(tris))
+    cells = [sheet[8:8 + SIDE_BY_SIDE_PX, 8 + i * cell:8 + i * cell + SIDE_BY_SIDE_PX] for i in range(1 + len(tris))]
+    assert all((np.abs(c - c[0, 0]).sum(axis=2) > 30).mean() > 0.05 for c in cells), "a cell shows no model"
+    assert all(np.abs(a - b).mean() > 0 for a, b in zip(cells[1:], cells[2:]))
 
     version = export.metadata["version"].value
     exports = kiln_env / "exports"
@@ -123,7 +132,9 @@ def test_one_partition_end_to_end(kiln_env, instance):
     assert reused_stages(again) == ["generation", "LODs", "export"]  # what make demo prints per asset
     gm2 = materialization(instance, "generated_model", "blob").metadata
     assert gm2["reused_previous_generation"].value is True
-    assert materialization(instance, "lod_chain", "blob").metadata["reused_previous_chain"].value is True
+    lods2 = materialization(instance, "lod_chain", "blob").metadata
+    assert lods2["reused_previous_chain"].value is True
+    assert lods2["side_by_side_file"].value == lods.metadata["side_by_side_file"].value
     assert materialization(instance, "engine_export", "blob").metadata["already_published"].value is True
 
 

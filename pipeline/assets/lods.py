@@ -1,5 +1,6 @@
 """`lod_chain`: LOD levels chosen by switch screen size, with error measured against the normalized source, and baked normal maps."""
 
+import base64
 import dataclasses
 import hashlib
 import io
@@ -17,10 +18,12 @@ from ..categories import category as category_row
 from ..geometry.bake import HighSurface, bake_level, with_baked_normals
 from ..geometry.glb import read_glb, write_glb
 from ..geometry.lod import LodBudget, build_lod_chain
+from ..geometry.render import side_by_side
 from ..resources import KilnStorage
 from .common import FOLLOW_UPSTREAM, bounds_metadata, classified_failures, game_assets, lineage_metadata, md_table
 
 LOD_CODE_VERSION = "4"  # bump when the chain's output changes for the same input and budget
+SIDE_BY_SIDE_PX = 192  # one cell of the source-and-levels comparison in lod_chain's metadata
 
 # asset.toml `[lod]` keys this stage reads (the launchpad's LodConfig has the same names)
 LOD_KEYS = ("lod0_triangles", "ratios", "screen_sizes")
@@ -83,7 +86,8 @@ def resolve_budget(category: str, toml_lod: LodSettings, config: LodConfig) -> L
         "Levels 1..n get a tangent-space normal map baked from the normalized source on their own UVs "
         "where it brings the shading closer to the source (`normal_map` per level; plain maps and the "
         "reason otherwise). The baked map is the level's normalTexture, with its tangents, in the GLB; a "
-        "material with its own normal map keeps it.\n\n"
+        "material with its own normal map keeps it. `side_by_side` shows the source beside every level "
+        "from one camera (click it for the full image).\n\n"
         "If it fails: the one-line error names the level and the setting; an invalid `[lod]` value is "
         "named with its accepted range (fix asset.toml or the launchpad config), and a model the "
         "simplifier cannot read means re-generating `generated_model`."
@@ -108,7 +112,8 @@ def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: 
     started = time.monotonic()
     cached = store.get_record(record)
     if cached:
-        levels, notes = json.loads(cached)
+        levels, notes, *sheet = json.loads(cached)  # chains recorded before side-by-side renders have none
+        sheet_sha = sheet[0] if sheet else None
         context.log.info(f"reusing the LOD chain built earlier for the same model and budget ({key[:12]})")
     else:
         model = read_glb(store.get(generated_model["glb_sha256"]))
@@ -155,7 +160,8 @@ def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: 
                 "method": lod.method,
                 "texture_size": lod.texture_size,
             })
-        store.put_record(record, json.dumps([levels, notes], sort_keys=True).encode())
+        sheet_sha = store.put(_side_by_side(model, chain), "image/png")
+        store.put_record(record, json.dumps([levels, notes, sheet_sha], sort_keys=True).encode())
     elapsed = time.monotonic() - started
 
     lineage = {**generated_model["lineage"], "lod_key": key, "budget": dataclasses.asdict(budget),
@@ -169,6 +175,7 @@ def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: 
         "source_glb_sha256": generated_model["glb_sha256"],
         "budget": dataclasses.asdict(budget),
         "levels": levels,
+        "side_by_side_sha256": sheet_sha,
         "requested_levels": budget.levels,
         "chain_notes": notes,
         "lineage": lineage,
@@ -181,6 +188,7 @@ def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: 
               round(lv["error_m"] * 1000, 3), round(lv["error_limit_m"] * 1000, 3),
               lv["method"], lv["texture_size"] or "-", round(lv["bytes"] / 1024, 1)] for lv in levels]),
         "chain_notes": "; ".join(notes) or "every requested level was made",
+        **(_side_by_side_metadata(store, sheet_sha) if sheet_sha else {}),
         "normal_maps": md_table(
             ["LOD", "normal map", "shading vs source: plain -> baked (deg)", "why"],
             [[lv["level"], "baked" if lv["normal_map"]["used"] else "plain",
@@ -200,6 +208,27 @@ def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: 
         **lineage_metadata(lineage),
     }
     return dg.Output(manifest, metadata=metadata)
+
+
+def _side_by_side(source, chain) -> bytes:
+    """The normalized source beside every level, one camera and one frame (Kiln's preview renderer:
+    geometry and base colour), so an artist sees at a glance what each level gave up."""
+    cells = [(f"source {source.triangle_count:,} tris", source)]
+    cells += [(f"LOD{lod.level} {lod.triangles:,} tris", lod.model) for lod in chain]
+    out = io.BytesIO()
+    side_by_side(cells, size=SIDE_BY_SIDE_PX).save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def _side_by_side_metadata(store, sha: str) -> dict[str, dg.MetadataValue]:
+    """The comparison inline (WebP keeps the event small) and its PNG in the blob store."""
+    out = io.BytesIO()
+    Image.open(io.BytesIO(store.get(sha))).save(out, format="WEBP", quality=80)
+    data = base64.b64encode(out.getvalue()).decode()
+    return {
+        "side_by_side": dg.MetadataValue.md(f"![source and every LOD, one camera](data:image/webp;base64,{data})"),
+        "side_by_side_file": dg.MetadataValue.path(store.location(sha)),
+    }
 
 
 def _png(pixels) -> bytes:

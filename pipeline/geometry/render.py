@@ -349,11 +349,25 @@ def contact_sheet(model: Model, views: list[np.ndarray | bytes] | tuple = (), *,
         label = view_labels[i] if view_labels and i < len(view_labels) else f"view {i + 1}"
         cells.append((label, image))
     for label, yaw, pitch in SHEET_VIEWS:
-        frame = fit_frame(model, yaw, pitch, turntable=True)
-        big = render(model, yaw_deg=yaw, pitch_deg=pitch, size=2 * size, frame=frame, texture_side=2 * size)
-        image = Image.fromarray(big, "RGBA").convert("RGBa").resize((size, size), Image.Resampling.BOX)
-        cells.append((label, image.convert("RGBA")))
-    pad, caption = 8, 16 if title is None else 16
+        cells.append((label, _antialiased(model, yaw, pitch, fit_frame(model, yaw, pitch, turntable=True), size)))
+    return _sheet(cells, size, title)
+
+
+def side_by_side(models: list[tuple[str, Model]], *, size: int = 256, yaw_deg: float = 30.0,
+                 pitch_deg: float = 15.0, title: str | None = None) -> Image.Image:
+    """Several versions of one model (a source and its LOD levels, say) rendered from one camera in
+    one frame, the first model's, so that any difference between cells is the models' own."""
+    frame = fit_frame(models[0][1], yaw_deg, pitch_deg)
+    return _sheet([(label, _antialiased(m, yaw_deg, pitch_deg, frame, size)) for label, m in models], size, title)
+
+
+def _antialiased(model: Model, yaw_deg: float, pitch_deg: float, frame: Frame, size: int) -> Image.Image:
+    big = render(model, yaw_deg=yaw_deg, pitch_deg=pitch_deg, size=2 * size, frame=frame, texture_side=2 * size)
+    return Image.fromarray(big, "RGBA").convert("RGBa").resize((size, size), Image.Resampling.BOX).convert("RGBA")
+
+
+def _sheet(cells: list[tuple[str, Image.Image]], size: int, title: str | None) -> Image.Image:
+    pad, caption = 8, 16
     top = 20 if title else 0
     sheet = Image.new("RGB", (pad + len(cells) * (size + pad), top + size + caption + 2 * pad), (72, 72, 76))
     draw = ImageDraw.Draw(sheet)
