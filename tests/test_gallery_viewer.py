@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tests.test_export_profiles import png, sample_input
 from tests.ui import Browser
 
 pytestmark = pytest.mark.live
+ROOT = Path(__file__).resolve().parents[1]
 CONCEPT_SHA = "c" * 64  # sample_input's provenance
 
 
@@ -49,8 +51,17 @@ def exports(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def page():
     """One Chromium for the module (each start costs seconds on a busy 2-core box)."""
-    with Browser(size=(900, 600)) as opened:
+    with Browser(size=(1280, 800)) as opened:  # a common laptop width, as the screenshots show
         yield opened
+
+
+def _shot(page: Browser, tmp: Path, name: str) -> None:
+    """A screenshot, checked not blank; `KILN_SCREENSHOTS=docs/screenshots` refreshes the ones
+    docs/artists.md embeds (as in tests/test_live_ui.py)."""
+    wanted = os.environ.get("KILN_SCREENSHOTS")
+    path = page.screenshot((ROOT / wanted if wanted else tmp) / f"{name}.png")
+    covered, spread = browser.image_spread(path.read_bytes())
+    assert covered > 0.02 and spread > 5, f"{name}.png looks blank ({covered:.1%} covered, spread {spread:.1f})"
 
 
 def _open(page: Browser, url: str) -> list[str]:
@@ -72,6 +83,8 @@ def test_gallery_shows_failed_and_never_exported_assets_with_their_reasons(expor
     assert "never exported: the folder is skipped: invalid asset id" in text
     links = page.evaluate("[...document.querySelectorAll('a.viewer')].map(a => a.getAttribute('href'))")
     assert links == [f"{VIEWER_KEY}?asset=crate"]
+    page.settle()
+    _shot(page, exports, "gallery")
     assert _open(page, url + "#status=failed") == ["barrel", "crate"]
     assert _open(page, url + "#status=never_exported&q=lamp") == ["lamp"]
 
@@ -143,6 +156,9 @@ def test_viewer_loads_the_web_export_and_shows_every_level(exports, page):
                 assert (np.abs(frame - lit).max(axis=2) > 8).mean() > 0.01, f"the {channel} view looks lit"
         wire = _frame(page.evaluate("window.kiln.setChannel('lit'); window.kiln.setWireframe(true); window.kiln.snapshot()"))
         assert (np.abs(wire - lit).max(axis=2) > 8).mean() > 0.01, "wireframe changed nothing"
+        page.evaluate("window.kiln.setWireframe(false); window.kiln.setLevel(1)")
+        page.settle()
+        _shot(page, exports, "viewer")
     assert time.monotonic() - started < 30
 
 
