@@ -19,6 +19,7 @@ from pipeline.export.profiles import build_profile, level_glbs
 from pipeline.export.publish import open_target, publish
 from pipeline.export.status import EXPORTED, FAILED, attempt, record_attempt
 from pipeline.geometry.glb import parse_container
+from pipeline.geometry.render import side_by_side
 from tests import browser
 from tests.test_export_profiles import png, sample_input
 from tests.ui import Browser
@@ -35,6 +36,9 @@ def exports(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("gallery")
     target = open_target(str(root))
     inp = sample_input("crate")
+    sheet = io.BytesIO()
+    side_by_side([(f"LOD{lv.level}", lv.model) for lv in inp.levels], size=96).save(sheet, format="PNG")
+    inp.side_by_side_png = sheet.getvalue()
     publish(target, "crate", inp.version, {"web": build_profile(inp, "web")}, level_glbs(inp))
     record_attempt(target, attempt("crate", EXPORTED, version=inp.version, run_id="r1"))
     # the crate's art was edited and the new art failed: the last good version stays shown
@@ -132,6 +136,9 @@ def test_viewer_loads_the_web_export_and_shows_every_level(exports, page):
         assert [(lv["screen_size"], lv["error_m"]) for lv in levels] == [
             (row["screen_size"], row["error_m"]) for row in manifest["lods"]]
         assert page.evaluate("[...document.querySelectorAll('#concepts img')].map(i => i.complete && i.naturalWidth)") == [96]
+        page.wait_for("document.querySelector('#sidebyside img') && document.querySelector('#sidebyside img').naturalWidth",
+                      "lod_chain's side-by-side comparison beside the model")
+        assert page.evaluate("document.querySelector('#sidebyside img').naturalWidth") == 8 + 104 * len(levels)
         assert "last attempt failed" in page.evaluate("document.getElementById('status').innerText")
 
         frames = []

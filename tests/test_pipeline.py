@@ -99,6 +99,11 @@ def test_one_partition_end_to_end(kiln_env, instance):
     exports = kiln_env / "exports"
     latest = json.loads((exports / "blob" / "latest.json").read_text())
     assert latest["version"] == version
+    # lod_chain's side-by-side ships with the export, where the gallery's viewer shows it
+    web_manifest = exports / latest["exports"]["web"]["manifest"]
+    assert json.loads(web_manifest.read_text())["side_by_side"] == "side_by_side.png"
+    assert web_manifest.with_name("side_by_side.png").read_bytes() == \
+        Path(lods.metadata["side_by_side_file"].value).read_bytes()
     assert latest["last_attempt"]["status"] == "exported" and latest["last_attempt"]["version"] == version
 
     # every GLB the export wrote is valid for the Khronos validator, and carries its provenance

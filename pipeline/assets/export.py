@@ -146,6 +146,7 @@ def _build_and_publish(store, target, asset_id: str, version: str, profiles: lis
         levels=levels,
         provenance=provenance,
         preview_png=preview_png(levels[0].model, 512),
+        side_by_side_png=store.get(lod_chain["side_by_side_sha256"]) if lod_chain.get("side_by_side_sha256") else b"",
         provider=lod_chain["provider"],
         cost_usd=float(lod_chain["cost_usd"]),
         category=lod_chain["category"],

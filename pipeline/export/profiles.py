@@ -86,6 +86,8 @@ class ExportInput:
     # concept image hashes, provider and job id, raw model hash, ... (into every GLB's asset.extras)
     provenance: dict[str, Any] = field(default_factory=dict)
     preview_png: bytes = b""
+    # the normalized source beside every level, one camera (lod_chain's comparison); optional
+    side_by_side_png: bytes = b""
     provider: str = ""
     cost_usd: float = 0.0
     category: str = ""
@@ -133,8 +135,10 @@ def _check(inp: ExportInput) -> list[ExportLevel]:
     for lv in levels:
         if lv.model.triangle_count == 0:
             raise ValueError(f"asset {inp.asset_id}: LOD{lv.level} has no triangles")
-    if inp.preview_png and not inp.preview_png.startswith(b"\x89PNG\r\n\x1a\n"):
-        raise ValueError(f"asset {inp.asset_id}: preview_png is not a PNG")
+    for name in ("preview_png", "side_by_side_png"):
+        data = getattr(inp, name)
+        if data and not data.startswith(b"\x89PNG\r\n\x1a\n"):
+            raise ValueError(f"asset {inp.asset_id}: {name} is not a PNG")
     return levels
 
 
@@ -409,6 +413,8 @@ def build_profile(inp: ExportInput, profile: str, options: ExportOptions | None 
     files, columns, engine = _BUILDERS[profile](inp, levels, opts)
     if inp.preview_png:
         files.append(ExportFile("preview.png", inp.preview_png, "image/png", "preview"))
+    if inp.side_by_side_png:
+        files.append(ExportFile("side_by_side.png", inp.side_by_side_png, "image/png", "preview"))
     lo, hi = levels[0].model.bounds()
     materials, textures = _materials_and_textures(levels)
     manifest = {
@@ -433,6 +439,7 @@ def build_profile(inp: ExportInput, profile: str, options: ExportOptions | None 
         "fidelity": _fidelity(levels, profile),
         "engine": engine,
         "preview": "preview.png" if inp.preview_png else None,
+        "side_by_side": "side_by_side.png" if inp.side_by_side_png else None,
     }
     data = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False).encode("utf-8") + b"\n"
     files.append(ExportFile("manifest.json", data, "application/json", "manifest"))
@@ -472,6 +479,8 @@ def _input_digest(inp: ExportInput) -> dict[str, Any]:
         "preview": hashlib.sha256(inp.preview_png).hexdigest(),
         "provenance": inp.provenance,
         "fields": [inp.provider, float(inp.cost_usd), inp.category, inp.source_sha256, inp.extra],
+        # only when there is one, so versions built without a comparison keep their names
+        **({"side_by_side": hashlib.sha256(inp.side_by_side_png).hexdigest()} if inp.side_by_side_png else {}),
     }
 
 
