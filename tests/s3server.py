@@ -65,6 +65,22 @@ class S3Server:
     pid: int
     data_dir: Path
     log: Path
+    proc: subprocess.Popen | None = None
+    command: list[str] | None = None
+    env: dict[str, str] | None = None
+
+    def kill(self) -> None:
+        """kill -9 the server (a crash: nothing flushed, no goodbye)."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def start(self) -> None:
+        """Start (again) on the same ports and data folder, and wait until S3 answers."""
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, env=self.env,
+                                         cwd=self.data_dir.parent, start_new_session=True)
+        self.pid = self.proc.pid
+        _wait_and_create_bucket(self, self.proc)
 
     def client(self):
         from pipeline.storage import s3_client
@@ -104,10 +120,9 @@ def s3_server(tmp_path_factory):
             f"-admin.port={admin}", f"-admin.port.grpc={admin + 10000}", "-admin.ui=false",
             "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0"]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root,
-                                start_new_session=True)
+    log.write_bytes(b"")
     endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+    server = S3Server(endpoint, "kiln-test", 0, data, log, command=args, env=env)
     patch = pytest.MonkeyPatch()
     try:
         patch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
@@ -119,12 +134,12 @@ def s3_server(tmp_path_factory):
             patch.delenv(var, raising=False)
         patch.setenv("AWS_CONFIG_FILE", str(root / "no-aws-config"))
         patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(root / "no-aws-credentials"))
-        server = S3Server(endpoint, "kiln-test", proc.pid, data, log)
-        _wait_and_create_bucket(server, proc)
+        server.start()
         yield server
     finally:
         patch.undo()
-        _stop(proc)
+        if server.proc is not None:
+            _stop(server.proc)
 
 
 def _wait_and_create_bucket(server: S3Server, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:

@@ -11,7 +11,7 @@ import os
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from pipeline.export.catalog import rebuild_catalog
+from pipeline.export.catalog import collect_assets, rebuild_catalog
 from pipeline.export.profiles import build_profile, level_glbs
 from pipeline.export.publish import LocalTarget, PublishError, S3Target, open_target, publish, read_latest
 from tests.test_export_profiles import sample_input
@@ -157,6 +157,47 @@ def test_an_interrupted_publish_leaves_latest_on_the_previous_version(s3_server)
     assert {k: after[k] for k in partial} == partial
     assert done.written == len(after) - len(partial) + 1  # the rest, publication.json, and latest.json
     assert read_latest(open_target(uri), "crate")["version"] == inp2.version
+
+
+def test_s3_restarted_mid_publish_leaves_no_half_published_version(s3_server):
+    """The S3 server crashes (kill -9) in the middle of a publish and comes back: readers never see
+    a half-published version, and the next publish completes it with every object intact."""
+    client = s3_server.client()
+    uri = s3_server.uri()
+    prefix = uri.split("/", 3)[3]
+    inp, files, levels = package()
+    publish(open_target(uri), inp.asset_id, inp.version, files, levels)
+
+    class CrashingClient(FailingClient):
+        def _upload(self, name):
+            def call(*args, **kwargs):
+                self.uploads += 1
+                if self.uploads == self.fail_from:
+                    s3_server.kill()
+                return getattr(self._client, name)(*args, **kwargs)
+            return call
+
+    inp2, files2, levels2 = package(cost=1.5)
+    crashing = S3Target(uri, client=CrashingClient(client, fail_from=6), attempts=2, backoff_s=0.0)
+    try:
+        with pytest.raises(PublishError):
+            publish(crashing, inp2.asset_id, inp2.version, files2, levels2)
+    finally:
+        s3_server.start()  # same ports, same data folder
+    target = open_target(uri)
+    assert read_latest(target, "crate")["version"] == inp.version
+    partial = snapshot(client, s3_server.bucket, f"{prefix}/crate/{inp2.version}")
+    assert partial and not any(k.endswith("publication.json") for k in partial)
+    entries, _ = collect_assets(target, {"crate": None})
+    assert [e["version"] for e in entries] == [inp.version]  # the catalog shows the complete version
+
+    done = publish(target, inp2.asset_id, inp2.version, files2, levels2)
+    assert not done.already_published and read_latest(target, "crate")["version"] == inp2.version
+    for profile, profile_files in files2.items():  # every object of the finished version is whole
+        for f in profile_files:
+            key = f"{prefix}/crate/{inp2.version}/{profile}/{f.name}"
+            body = client.get_object(Bucket=s3_server.bucket, Key=key)["Body"].read()
+            assert hashlib.sha256(body).hexdigest() == f.sha256, key
 
 
 def test_local_publish_is_atomic_and_refuses_to_change_published_bytes(tmp_path):
