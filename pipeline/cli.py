@@ -271,8 +271,7 @@ def register(args: argparse.Namespace) -> int:
             progress(min(start + REGISTER_BATCH, len(new)), len(new))
     for name, reason in skipped:
         print(f"skipped {name}: {reason}")
-    present = {f.asset_id for f in found} | {name for name, _ in skipped}
-    orphans = sorted(existing - present)
+    orphans = concepts.retirable(existing, found, skipped, concepts_dir)
     if orphans:
         print(f"{len(orphans)} registered partition(s) have no folder in {concepts_dir} (the new_concept_art "
               f"sensor retires them): {', '.join(orphans[:10])}{' ...' if len(orphans) > 10 else ''}")

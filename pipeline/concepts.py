@@ -102,11 +102,11 @@ def list_files(folder: Path) -> ConceptFiles:
     has_settings = settings.is_file()
     if not images and not has_model and not has_settings:
         raise ConceptError(f"concept folder {folder}: empty (no images, no {MODEL_FILE}, no {SETTINGS_FILE})")
+    art = {p: file_sha256(p) for p in (*images, *([model] if has_model else []))}
     h = hashlib.sha256()
-    art = sorted(file_sha256(p) for p in (*images, *([model] if has_model else [])))
-    for p in (*images, *([model] if has_model else []), *([settings] if has_settings else [])):
-        h.update(p.name.encode() + b"\0" + file_sha256(p).encode() + b"\n")
-    art_hash = hashlib.sha256("\n".join(art).encode()).hexdigest() if art else None
+    for p in (*art, *([settings] if has_settings else [])):
+        h.update(p.name.encode() + b"\0" + (art.get(p) or file_sha256(p)).encode() + b"\n")
+    art_hash = hashlib.sha256("\n".join(sorted(art.values())).encode()).hexdigest() if art else None
     return ConceptFiles(asset_id, folder, images, model if has_model else None,
                         settings if has_settings else None, h.hexdigest(), art_hash)
 
@@ -121,6 +121,17 @@ def provider_of(files: ConceptFiles) -> str:
 
         chosen = parse_settings({})
     return chosen.provider_for(files.model is not None)
+
+
+def retirable(existing: set[str], found: list[ConceptFiles], skipped: list[tuple[str, str]],
+              concepts_dir: Path) -> list[str]:
+    """Partitions whose concept folder is gone. A folder still there but unusable (empty while being
+    copied, a bad file) keeps its partition; a missing concepts folder retires nothing (a wrong
+    KILN_DATA_DIR or an unmounted share must not empty the instance)."""
+    if not concepts_dir.is_dir():
+        return []
+    present = {f.asset_id for f in found} | {name for name, _ in skipped}
+    return sorted(existing - present)
 
 
 def _check_link(path: Path, folder: Path) -> None:

@@ -51,7 +51,7 @@ def new_concept_art(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             context.log.warning(f"skipped {name}: {reason}")
 
     existing = set(context.instance.get_dynamic_partitions(game_assets.name))
-    gone = retirable(existing, found, skipped, concepts_dir)
+    gone = concepts.retirable(existing, found, skipped, concepts_dir)
     for asset_id in gone:
         context.log.warning(f"retired {asset_id}: its concept folder {concepts_dir / asset_id} is gone, so "
                             "automation and backfills no longer run it; its published exports stay in the catalog")
@@ -104,17 +104,6 @@ def new_concept_art(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         f"no new or changed concept art ({len(found)} folders, {len(skipped)} skipped, {len(gone)} retired, "
         f"{left_for_backfill} registered and left for a backfill)",
     )
-
-
-def retirable(existing: set[str], found: list[concepts.ConceptFiles], skipped: list[tuple[str, str]],
-              concepts_dir) -> list[str]:
-    """Partitions whose concept folder is gone. A folder still there but unusable (empty while being
-    copied, a bad file) keeps its partition; a missing concepts folder retires nothing (a wrong
-    KILN_DATA_DIR or an unmounted share must not empty the instance)."""
-    if not concepts_dir.is_dir():
-        return []
-    present = {f.asset_id for f in found} | {name for name, _ in skipped}
-    return sorted(existing - present)
 
 
 def _materialized_hashes(instance: dg.DagsterInstance, asset_ids: list[str]) -> dict[str, str]:

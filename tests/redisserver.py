@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.servers import free_port, stop
 
 
 def redis_binary() -> str | None:
@@ -26,12 +26,6 @@ def redis_binary() -> str | None:
     return shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     binary = redis_binary()
@@ -39,7 +33,7 @@ def redis_server(tmp_path_factory):
         pytest.skip("redis-server not found (apt-get install redis-server, or set KILN_REDIS_SERVER)")
     redis = pytest.importorskip("redis", reason="the scale-out extra is not installed: pip install -e '.[scaleout]'")
     root = tmp_path_factory.mktemp("redis")
-    port = _free_port()
+    port = free_port()
     with open(root / "redis.log", "wb") as log:
         proc = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -61,10 +55,4 @@ def redis_server(tmp_path_factory):
             time.sleep(0.05)
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop(proc, timeout=10)  # redis-server shuts down cleanly on SIGINT as on SIGTERM

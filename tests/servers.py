@@ -83,6 +83,17 @@ def dagster_processes(env: dict[str, str], *, daemon: bool = False, log_dir: Pat
             stop(proc)
 
 
+# What the live tests ask the webserver about: the code location, the game asset's chain, a backfill.
+REPO = {"repositoryLocationName": "kiln", "repositoryName": "__repository__"}
+CHAIN = ["concept_art", "generated_model", "lod_chain", "engine_export"]
+LAUNCH_BACKFILL = """
+mutation($p: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $p) {
+    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
+  }
+}"""
+
+
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:
     response = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
     response.raise_for_status()

@@ -35,14 +35,12 @@ import pytest
 from pipeline import concepts
 from pipeline.geometry.glb import read_asset_extras
 from tests import browser, khronos
-from tests.servers import ROOT, dagster_processes, graphql
+from tests.servers import CHAIN, LAUNCH_BACKFILL, REPO, ROOT, dagster_processes, graphql
 from tests.test_pipeline import SMALL, draw_blob
 from tests.ui import Browser
 
 pytestmark = pytest.mark.live
 
-REPO = {"repositoryLocationName": "kiln", "repositoryName": "__repository__"}
-CHAIN = ["concept_art", "generated_model", "lod_chain", "engine_export"]
 HOP_S = 180  # one automated hop (sensor tick + run queue + run) on a busy 2-core box
 BACKFILL_S = 300
 BULK = [f"bulk-{n:02d}" for n in range(10)]
@@ -567,13 +565,6 @@ ADD_PARTITION = """
 mutation($r: RepositorySelector!, $k: String!) {
   addDynamicPartition(repositorySelector: $r, partitionsDefName: "game_assets", partitionKey: $k) {
     __typename ... on PythonError { message }
-  }
-}"""
-
-LAUNCH_BACKFILL = """
-mutation($p: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $p) {
-    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
   }
 }"""
 

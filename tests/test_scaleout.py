@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from pipeline.storage import parse_s3_uri
-from tests.servers import dagster_processes, graphql, stop
+from tests.servers import CHAIN, LAUNCH_BACKFILL, dagster_processes, graphql, stop
 from tests.test_pipeline import SMALL, draw_blob
 
 pytest_plugins = ["tests.s3server", "tests.pgserver", "tests.redisserver"]
@@ -35,14 +35,6 @@ pytestmark = [pytest.mark.scale, pytest.mark.live, pytest.mark.timeout(1800)]
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ASSETS = [f"prop-{n:02d}" for n in range(20)]
-CHAIN = ["concept_art", "generated_model", "lod_chain", "engine_export"]
-REPO = {"repositoryLocationName": "kiln", "repositoryName": "__repository__"}
-LAUNCH_BACKFILL = """
-mutation($p: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $p) {
-    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
-  }
-}"""
 
 
 def wait(what: str, probe, timeout_s: float, every_s: float = 2.0, logs: list[Path] = ()):
