@@ -8,7 +8,7 @@ dagster.yaml) in a temporary DAGSTER_HOME, then times the sensor as the daemon r
 partition requests applied as the daemon applies them:
 
 - first tick: every folder new (hashing all the art, one partition request, N run requests);
-- steady tick: nothing changed (what the daemon pays every 10 s): best of --repeat;
+- steady tick: nothing changed (what the daemon pays every 5 s): best of --repeat;
 - one edit: one folder's art changed (one run request);
 - one gone: one folder deleted (retired) and one renamed (a new partition tagged renamed_from);
 - cold steady tick: the steady tick in a fresh process's state (the file-hash cache emptied), as

@@ -167,6 +167,12 @@ def scan(concepts_dir: Path, progress: Callable[[int, int], None] | None = None
     return found, skipped
 
 
+def folder_states(concepts_dir: Path) -> dict[str, str | None]:
+    """Every concept folder's name -> why it is skipped (None for a usable folder)."""
+    found, skipped = scan(concepts_dir)
+    return {**{f.asset_id: None for f in found}, **dict(skipped)}
+
+
 def read_settings(path: Path | None, image_count: int = 0) -> "AssetSettings":
     """asset.toml parsed and checked against the schema (pipeline.asset_settings); none: the defaults."""
     # imported here: the schema names the export profiles, whose module needs this one's ASSET_ID_RE

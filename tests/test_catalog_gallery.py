@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.export.catalog import catalog_entry_from_latest, collect_latest, rebuild_catalog, write_catalog
+from pipeline.export.catalog import (
+    catalog_entry_from_latest,
+    collect_latest,
+    list_in_catalog,
+    rebuild_catalog,
+    write_catalog,
+)
 from pipeline.export.gallery import PER_PAGE
 from pipeline.export.profiles import build_profile, level_glbs
 from pipeline.export.publish import open_target, publish
@@ -95,3 +101,27 @@ def test_write_catalog_refuses_duplicates(tmp_path):
     entry = {"asset_id": "a", "version": "1", "lods": [], "exports": {}}
     with pytest.raises(ValueError, match="twice"):
         write_catalog(target, [entry, dict(entry)])
+
+
+def test_a_new_export_is_listed_in_place_without_a_rebuild(tmp_path):
+    """What the export step does after publishing: one entry replaced, the rest as they were."""
+    target = open_target(str(tmp_path))
+    first = sample_input("asset-a", levels=SMALL_LEVELS)
+    publish(target, first.asset_id, first.version, {"web": build_profile(first, "web")}, level_glbs(first))
+    assert not list_in_catalog(target, "asset-a"), "no catalog yet: nothing to update in place"
+    rebuild_catalog(target, {"asset-a": None, "asset-b": None})
+    before = json.loads((tmp_path / "catalog.json").read_text())
+    assert [e["asset_id"] for e in before["not_exported"]] == ["asset-b"]
+
+    second = sample_input("asset-b", levels=SMALL_LEVELS, cost=2.5)
+    publish(target, second.asset_id, second.version, {"web": build_profile(second, "web")}, level_glbs(second))
+    assert list_in_catalog(target, "asset-b")
+    after = json.loads((tmp_path / "catalog.json").read_text())
+    assert [e["asset_id"] for e in after["assets"]] == ["asset-a", "asset-b"] and after["not_exported"] == []
+    assert after["assets"][0] == before["assets"][0]
+    assert after["assets"][1]["cost_usd"] == 2.5 and after["status_counts"]["exported"] == 2
+    assert "asset-b" in (tmp_path / "index.html").read_text()
+    # the in-place update and a full rebuild agree
+    rebuild_catalog(target, {"asset-a": None, "asset-b": None})
+    assert json.loads((tmp_path / "catalog.json").read_text()) == after
+    assert not list_in_catalog(target, "never-published")

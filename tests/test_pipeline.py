@@ -118,7 +118,11 @@ def test_one_partition_end_to_end(kiln_env, instance):
     for path in packaged:
         assert read_asset_extras(path.read_bytes())["provenance"]["concept_hash"] == content_hash, path
 
-    # catalog
+    # the run lists its export in catalog.json itself (a dropped folder is listed when its run ends) ...
+    assert export.metadata["listed_in_catalog"].value is True
+    listed = json.loads((exports / "catalog.json").read_text())
+    assert [(e["asset_id"], e["version"]) for e in listed["assets"]] == [("blob", version)]
+    # ... and the catalog's own run, a rebuild from the export target, agrees
     cat = defs.resolve_job_def("kiln_catalog_job").execute_in_process(instance=instance, raise_on_error=False)
     assert cat.success, failure_text(cat)
     catalog = json.loads((exports / "catalog.json").read_text())
@@ -130,6 +134,7 @@ def test_one_partition_end_to_end(kiln_env, instance):
         assert read_glb((exports / lv["uri"]).read_bytes() if not Path(lv["uri"]).is_absolute()
                         else Path(lv["uri"]).read_bytes()).triangle_count == lv["triangles"]
     assert entry["exports"] and all(e["sha256"] and e["bytes"] > 0 for e in entry["exports"].values())
+    assert catalog["assets"] == listed["assets"]
 
     # a second run on unchanged art re-generates nothing
     again = run_asset(instance, "blob")

@@ -10,12 +10,6 @@ from .common import classified_failures, md_table
 from .export import engine_export
 
 
-def concept_folders() -> dict[str, str | None]:
-    """Every concept folder's name -> why the sensor skips it (None for a usable folder)."""
-    found, skipped = concepts.scan(settings.concepts_dir())
-    return {**{f.asset_id: None for f in found}, **dict(skipped)}
-
-
 @dg.asset(
     deps=[engine_export],
     group_name="catalog",
@@ -33,7 +27,7 @@ def concept_folders() -> dict[str, str | None]:
 def catalog(context: dg.AssetExecutionContext, storage: KilnStorage) -> dg.MaterializeResult:
     with classified_failures(context, "catalog"):
         target = storage.export_target()
-        entries, not_exported = collect_assets(target, concept_folders())
+        entries, not_exported = collect_assets(target, concepts.folder_states(settings.concepts_dir()))
         store = storage.blob_store()
         # the concept art each published version was made from, beside the 3D viewer
         copied = write_concept_images(target, [sha for e in entries for sha in e["concept_sha256"]],

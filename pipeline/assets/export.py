@@ -7,8 +7,11 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from .. import concepts, settings
 from ..asset_settings import AssetSettings, describe
 from ..checks import GUARDING_CHECK_KEYS
+from ..export.catalog import list_in_catalog, rebuild_catalog
+from ..export.gallery import write_concept_images
 from ..export.profiles import DEFAULT_PROFILES, PROFILES, ExportInput, ExportLevel, build_profile, version_for
 from ..export.publish import publish, republish_existing
 from ..export.status import EXPORTED, attempt, record_attempt
@@ -76,6 +79,7 @@ def _export(context: dg.AssetExecutionContext, config: ExportConfig, storage: Ki
     # the last attempt succeeded: status.json and latest.json's `last_attempt` say so (no write
     # when this version was already the recorded export)
     record_attempt(target, attempt(asset_id, EXPORTED, version=version, run_id=context.run.run_id))
+    listed = _list_in_catalog(context, store, target, asset_id, lod_chain)
     elapsed = time.monotonic() - started
 
     preview_path = (result.record.get("preview") or {}).get("path")
@@ -99,10 +103,30 @@ def _export(context: dg.AssetExecutionContext, config: ExportConfig, storage: Ki
                           [[f["profile"], f["uri"], round(f["bytes"] / 1024, 1), f["sha256"][:16]] for f in result.files]),
         "latest": dg.MetadataValue.path(result.latest_uri),
         "export_s": round(elapsed, 3),
+        "listed_in_catalog": listed,
         "triangles_per_level": [lv["triangles"] for lv in lod_chain["levels"]],
         **lineage_metadata({**lineage, "version": version}),
     }
     return dg.Output(manifest, metadata=metadata)
+
+
+def _list_in_catalog(context: dg.AssetExecutionContext, store, target, asset_id: str, lod_chain: dict) -> bool:
+    """A dropped folder's export is in catalog.json when its run ends. Backfills skip this (a
+    thousand runs rewriting one file): the `catalog` asset's rebuild lists them, as it repairs
+    any update lost here. A failure here never fails the export, which is published."""
+    if context.run.tags.get("dagster/backfill"):
+        return False
+    try:
+        write_concept_images(target, lod_chain["lineage"]["view_sha256"],
+                             lambda sha: store.get(sha) if store.exists(sha) else None)
+        if list_in_catalog(target, asset_id):
+            return True
+        rebuild_catalog(target, concepts.folder_states(settings.concepts_dir()))  # the first export: no catalog yet
+        return True
+    except Exception as exc:  # noqa: BLE001 - the catalog's own run lists it
+        context.log.warning(f"{asset_id}: published, but catalog.json was not updated in this run ({exc}); "
+                            "the catalog's next rebuild lists it")
+        return False
 
 
 def _validation(context: dg.AssetExecutionContext, asset_id: str) -> dict:

@@ -123,6 +123,25 @@ def write_catalog(target: ExportTarget, entries: list[dict[str, Any]],
     return target.uri_for(CATALOG_KEY), index_uri
 
 
+def list_in_catalog(target: ExportTarget, asset_id: str) -> bool:
+    """Put one just-published asset into the existing catalog.json and gallery (read, replace its
+    entry, write), so a new export is listed within its own run instead of the catalog's next one.
+
+    Two exports doing this at once can lose one update (neither holds a lock on the file); the
+    full rebuild (`rebuild_catalog`, the `catalog` asset after every export) repairs that. Returns
+    False, changing nothing, when there is no catalog yet or the asset has no published version.
+    """
+    raw, latest = target.read(CATALOG_KEY), read_latest(target, asset_id)
+    if raw is None or latest is None:
+        return False
+    catalog = json.loads(raw)
+    entries = [e for e in catalog.get("assets", []) if e["asset_id"] != asset_id]
+    not_exported = [e for e in catalog.get("not_exported", []) if e["asset_id"] != asset_id]
+    entries.append(catalog_entry_from_latest(latest, read_status(target, asset_id)))
+    write_catalog(target, entries, not_exported)
+    return True
+
+
 def rebuild_catalog(target: ExportTarget, concepts: dict[str, str | None] | None = None) -> tuple[str, str, int]:
     """The whole catalog from the target's latest.json and status.json files, plus the concept
     folders' names (`collect_assets`): (catalog_uri, index_uri, count of published assets)."""
