@@ -226,6 +226,12 @@ def db_rows(pg, db: str) -> dict[str, int]:
     return {name: int(count) for name, count in (line.split("|") for line in pg.psql(query, db).splitlines())}
 
 
+def db_reads(pg, db: str) -> dict[str, int]:
+    """Rows each table handed out so far (sequential scans + index fetches): who keeps the database busy."""
+    out = pg.psql("SELECT relname, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables", db)
+    return {name: int(count) for name, count in (line.split("|") for line in out.splitlines())}
+
+
 def s3_objects(client, bucket: str, prefix: str) -> tuple[int, int]:
     count = size = 0
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
@@ -314,8 +320,9 @@ def run_durations(instance, backfill_id: str) -> dict[str, float]:
 
 
 def run_breakdown(instance, run_id: str) -> dict[str, float]:
-    """Where one run's time goes, from its event log: waiting in the run queue, the hand-off to a
-    worker (broker, worker process, code loading), each step, and the rest (events, checks, teardown)."""
+    """Where one run's time goes, from its event log: waiting in the run queue (created -> launched),
+    the hand-off to a worker (broker, a free worker process, instance and code loading: launched ->
+    started), each step, and the rest of the run (events, teardown)."""
     record = instance.get_run_record_by_id(run_id)
     first: dict[str, float] = {}
     steps: dict[str, float] = {}
@@ -330,8 +337,8 @@ def run_breakdown(instance, run_id: str) -> dict[str, float]:
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and entry.step_key in started:
             steps[entry.step_key] = entry.timestamp - started[entry.step_key]
     created = record.create_timestamp.timestamp()
-    out = {"queued_s": first.get("PIPELINE_DEQUEUED", created) - created,
-           "handoff_s": first.get("PIPELINE_START", 0) - first.get("PIPELINE_DEQUEUED", created)}
+    launched = first.get("PIPELINE_STARTING", created)  # the run queue handed it to the launcher
+    out = {"queued_s": launched - created, "handoff_s": first.get("PIPELINE_START", launched) - launched}
     end = first.get("PIPELINE_SUCCESS") or first.get("PIPELINE_FAILURE") or 0
     out.update({f"step {k}_s": v for k, v in sorted(steps.items())})
     out["outside steps_s"] = end - first.get("PIPELINE_START", end) - sum(steps.values())
@@ -349,6 +356,7 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
             args) -> Result:
     import dagster as dg
 
+    from pipeline.providers import POOL_LIMITS
     from tests.servers import celery_home, dagster_processes, start_worker, stop
 
     result = Result(workload, workers, concurrency, len(ids))
@@ -358,8 +366,9 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
     env = {**os.environ, **stack.pg.env(db), "KILN_CELERY_BROKER": stack.redis_url,
            "KILN_STORE_URI": stack.s3.uri(f"{prefix}/store"), "KILN_EXPORT_URI": stack.s3.uri(f"{prefix}/exports"),
            "KILN_DATA_DIR": str(data), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    # The run queue sized to the workers' processes, as deploy/dagster.celery.yaml asks.
-    home_options = {"max_concurrent_runs": workers * concurrency}
+    # The run queue sized as deploy/dagster.celery.yaml asks: the workers' processes plus one run per
+    # worker waiting in the broker, so a process that finishes a run takes the next at once.
+    home_options = {"max_concurrent_runs": workers * concurrency + workers}
     env["DAGSTER_HOME"] = str(celery_home(root / "daemon-home", **home_options))
     with contextlib.ExitStack() as cleanup:
         vendor_emus = {}
@@ -402,12 +411,12 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
         idle1 = sampler.snapshot_cpu()
         idle_rate = {k: (idle1[k] - idle0[k]) / (time.monotonic() - t_idle) for k in idle1}
         rows0, (objects0, bytes0) = db_rows(stack.pg, db), s3_objects(stack.s3.client(), stack.s3.bucket, prefix)
-        cpu0 = sampler.snapshot_cpu()
+        cpu0, reads0 = sampler.snapshot_cpu(), db_reads(stack.pg, db)
         t0 = time.monotonic()
         bf_id, wall = backfill(url, instance, ids[1:], f"{workload} backfill, {workers} worker(s)",
                                args.timeout_s, args.progress_s)
         t1 = time.monotonic()
-        cpu1 = sampler.snapshot_cpu()
+        cpu1, reads1 = sampler.snapshot_cpu(), db_reads(stack.pg, db)
         rows1, (objects1, bytes1) = db_rows(stack.pg, db), s3_objects(stack.s3.client(), stack.s3.bucket, prefix)
         sampler.stopped.set()
         sampler.join(timeout=30)
@@ -427,6 +436,8 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
             "backfill_breakdown_s": mean_breakdown(instance, runs.get("run_ids", [])),
             "db_rows_per_asset": sum(rows1.values()) / n - sum(rows0.values()) / n,
             "db_rows_by_table": {t: rows1.get(t, 0) - rows0.get(t, 0) for t in rows1 if rows1.get(t, 0) != rows0.get(t, 0)},
+            "db_rows_read_per_asset": {t: (reads1[t] - reads0.get(t, 0)) / n for t in sorted(
+                reads1, key=lambda t: reads0.get(t, 0) - reads1[t])[:6]},
             "s3_objects_per_asset": (objects1 - objects0) / n, "s3_mb_per_asset": (bytes1 - bytes0) / n / 2 ** 20,
             "sampler_error": sampler.error,
             "load_average": os.getloadavg()[0],
@@ -434,8 +445,8 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
         if workload == "vendor":
             pools_out = {}
             for pool in pools:
-                limit = sampler.limits.get(pool) or 0
                 name = pool.split("/", 1)[1]
+                limit = sampler.limits.get(pool) or POOL_LIMITS[name]  # a pool nobody claimed yet: its default
                 emu = vendor_emus[name]
                 jobs = [(j.created, j.ready_at) for j in emu.jobs.values() if j.ready_at and j.created >= t0]
                 pools_out[name] = {"limit": limit, **time_full(sampler.pool_samples[pool], limit, t0, t1),
@@ -475,6 +486,10 @@ def table(results: list[Result], compress: float) -> str:
         lone, bf = r.figures["lone_breakdown_s"], r.figures["backfill_breakdown_s"]
         w(f"  {r.workload} {r.workers} worker(s): " + ", ".join(
             f"{k.removesuffix('_s')} {lone.get(k, 0):.1f}/{bf.get(k, 0):.1f}" for k in sorted(set(lone) | set(bf))) + "\n")
+    w("\ndatabase rows read per asset, busiest tables (sequential scans + index fetches):\n")
+    for r in results:
+        w(f"  {r.workload} {r.workers} worker(s): " + ", ".join(
+            f"{t} {v:,.0f}" for t, v in r.figures.get("db_rows_read_per_asset", {}).items()) + "\n")
     w("\nCPU seconds per asset by component, net of the idle stack (the scaling model's inputs):\n")
     names = sorted({k for r in results for k in r.figures["cpu_s_per_asset"]})
     w(f"  {'':18}" + "".join(f"{n:>10}" for n in names) + "\n")
@@ -548,6 +563,13 @@ def targets_and_model(results: list[Result], compress: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def save(path: Path, args, results: list[Result], report: str | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args_out = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    path.write_text(json.dumps({"args": args_out, "results": [r.__dict__ for r in results], "report": report},
+                               indent=2, default=str))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--assets", type=int, default=1000, help="assets per backfill (default 1000)")
@@ -561,7 +583,12 @@ def main() -> int:
     parser.add_argument("--progress-s", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true", help="keep the working folder (logs) for a look")
     parser.add_argument("--idle-s", type=float, default=20.0, help="idle window measuring the stack's background CPU")
+    parser.add_argument("--report", type=Path, help="print the table of an earlier run's JSON and exit")
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        print(table([Result(**r) for r in saved["results"]], saved["args"]["compress"]))
+        return 0
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     counts = [int(c) for c in args.workers.split(",")]
     if set(workloads) - {"offline", "vendor"}:
@@ -572,6 +599,7 @@ def main() -> int:
     from tests.s3server import running_s3_server
 
     work = Path(tempfile.mkdtemp(prefix="kiln-backfill-bench-"))
+    path = OUT / f"backfill-{time.strftime('%Y%m%d-%H%M%S')}.json"
     results: list[Result] = []
     started = time.monotonic()
     with running_postgres() as pg, running_redis(work / "redis") as redis_url, running_s3_server(work / "s3") as s3:
@@ -588,16 +616,14 @@ def main() -> int:
                 concurrency = args.offline_concurrency if workload == "offline" else args.vendor_concurrency
                 t = time.monotonic()
                 results.append(measure(stack, workload, workers, concurrency, ids, data, args))
+                save(path, args, results)  # a late failure keeps what was measured (--report reads it)
                 print(f"{workload} with {workers} worker(s): measured in {time.monotonic() - t:.0f} s "
                       "(servers up, lone run, backfill, teardown)", flush=True)
     report = table(results, args.compress)
+    save(path, args, results, report)
     print(f"\nbackfill of {args.assets} assets, load average {os.getloadavg()[0]:.2f}, whole bench "
           f"{_duration(time.monotonic() - started)}:\n")
     print(report)
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"backfill-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"args": vars(args), "results": [r.__dict__ for r in results], "report": report},
-                               indent=2, default=str))
     print(f"results: {path.relative_to(ROOT)}")
     if args.keep:
         print(f"working folder kept: {work}")
