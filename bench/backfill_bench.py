@@ -232,6 +232,12 @@ def db_reads(pg, db: str) -> dict[str, int]:
     return {name: int(count) for name, count in (line.split("|") for line in out.splitlines())}
 
 
+def db_sessions(pg, db: str) -> int:
+    """Connections opened to the database so far (dagster-postgres opens one per storage call outside
+    the webserver: NullPool), each a forked PostgreSQL backend."""
+    return int(pg.psql(f"SELECT sessions FROM pg_stat_database WHERE datname = '{db}'", "postgres") or 0)
+
+
 def s3_objects(client, bucket: str, prefix: str) -> tuple[int, int]:
     count = size = 0
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
@@ -338,7 +344,7 @@ def run_breakdown(instance, run_id: str) -> dict[str, float]:
             steps[entry.step_key] = entry.timestamp - started[entry.step_key]
     created = record.create_timestamp.timestamp()
     launched = first.get("PIPELINE_STARTING", created)  # the run queue handed it to the launcher
-    out = {"queued_s": launched - created, "handoff_s": first.get("PIPELINE_START", launched) - launched}
+    out = {"queued_s": launched - created, "to worker_s": first.get("PIPELINE_START", launched) - launched}
     end = first.get("PIPELINE_SUCCESS") or first.get("PIPELINE_FAILURE") or 0
     out.update({f"step {k}_s": v for k, v in sorted(steps.items())})
     out["outside steps_s"] = end - first.get("PIPELINE_START", end) - sum(steps.values())
@@ -411,12 +417,12 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
         idle1 = sampler.snapshot_cpu()
         idle_rate = {k: (idle1[k] - idle0[k]) / (time.monotonic() - t_idle) for k in idle1}
         rows0, (objects0, bytes0) = db_rows(stack.pg, db), s3_objects(stack.s3.client(), stack.s3.bucket, prefix)
-        cpu0, reads0 = sampler.snapshot_cpu(), db_reads(stack.pg, db)
+        cpu0, reads0, sessions0 = sampler.snapshot_cpu(), db_reads(stack.pg, db), db_sessions(stack.pg, db)
         t0 = time.monotonic()
         bf_id, wall = backfill(url, instance, ids[1:], f"{workload} backfill, {workers} worker(s)",
                                args.timeout_s, args.progress_s)
         t1 = time.monotonic()
-        cpu1, reads1 = sampler.snapshot_cpu(), db_reads(stack.pg, db)
+        cpu1, reads1, sessions1 = sampler.snapshot_cpu(), db_reads(stack.pg, db), db_sessions(stack.pg, db)
         rows1, (objects1, bytes1) = db_rows(stack.pg, db), s3_objects(stack.s3.client(), stack.s3.bucket, prefix)
         sampler.stopped.set()
         sampler.join(timeout=30)
@@ -436,6 +442,8 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
             "backfill_breakdown_s": mean_breakdown(instance, runs.get("run_ids", [])),
             "db_rows_per_asset": sum(rows1.values()) / n - sum(rows0.values()) / n,
             "db_rows_by_table": {t: rows1.get(t, 0) - rows0.get(t, 0) for t in rows1 if rows1.get(t, 0) != rows0.get(t, 0)},
+            "db_connections_per_asset": (sessions1 - sessions0) / n,
+            "db_connections_per_s": (sessions1 - sessions0) / wall,
             "db_rows_read_per_asset": {t: (reads1[t] - reads0.get(t, 0)) / n for t in sorted(
                 reads1, key=lambda t: reads0.get(t, 0) - reads1[t])[:6]},
             "s3_objects_per_asset": (objects1 - objects0) / n, "s3_mb_per_asset": (bytes1 - bytes0) / n / 2 ** 20,
@@ -481,14 +489,18 @@ def table(results: list[Result], compress: float) -> str:
           f"{f['runs'].get('mean_run_s', math.nan):>7.1f}s {f['overhead_per_asset_s']:>+7.1f}s "
           f"{f['runs'].get('mean_queued_s', math.nan):>6.0f}s {f['peak_rss_mb'].get('daemon', 0):>9.0f} "
           f"{workers_mb:>13} {f['db_rows_per_asset']:>13.0f} {f['s3_objects_per_asset']:>12.1f}\n")
-    w("\nwhere a run's time goes (s; lone run / mean of up to 10 backfill runs):\n")
+    w("\nwhere a run's time goes (s; lone run / mean of up to 10 backfill runs; queued = in the run queue, "
+      "to worker = launched until a worker process started it, waiting in the broker included):\n")
     for r in results:
         lone, bf = r.figures["lone_breakdown_s"], r.figures["backfill_breakdown_s"]
         w(f"  {r.workload} {r.workers} worker(s): " + ", ".join(
             f"{k.removesuffix('_s')} {lone.get(k, 0):.1f}/{bf.get(k, 0):.1f}" for k in sorted(set(lone) | set(bf))) + "\n")
-    w("\ndatabase rows read per asset, busiest tables (sequential scans + index fetches):\n")
+    w("\ndatabase per asset: connections opened (each a new PostgreSQL backend), and rows read by the "
+      "busiest tables (sequential scans + index fetches):\n")
     for r in results:
-        w(f"  {r.workload} {r.workers} worker(s): " + ", ".join(
+        f = r.figures
+        w(f"  {r.workload} {r.workers} worker(s): {f.get('db_connections_per_asset', math.nan):.0f} connections "
+          f"({f.get('db_connections_per_s', math.nan):.0f}/s); rows read: " + ", ".join(
             f"{t} {v:,.0f}" for t, v in r.figures.get("db_rows_read_per_asset", {}).items()) + "\n")
     w("\nCPU seconds per asset by component, net of the idle stack (the scaling model's inputs):\n")
     names = sorted({k for r in results for k in r.figures["cpu_s_per_asset"]})
@@ -544,12 +556,14 @@ def targets_and_model(results: list[Result], compress: float) -> str:
                      f"<= {per_machine:.0f} assets/min when CPU-bound; {SCALE_TO} machines ask {demand:.0f}/min of:")
         shared = {"daemon": 1, "postgres": 4, "redis": 1, "s3": 4}  # cores each can use (daemon, redis: one)
         ceilings = {}
+        idle = last.figures.get("idle_cpu_share", {})
         for name, cores in shared.items():
-            per_asset = cpu.get(name, 0.0)
-            ceiling = 60 * cores / per_asset if per_asset > 0 else float("inf")
+            per_asset, background = cpu.get(name, 0.0), idle.get(name, 0.0)
+            # what is left of its cores after the idle stack's own load (sensor ticks, daemon loops)
+            ceiling = 60 * max(cores - background, 0.0) / per_asset if per_asset > 0 else float("inf")
             ceilings[name] = ceiling
-            lines.append(f"    {name:9} {per_asset:6.3f} CPU s/asset, {cores} core(s) -> ceiling "
-                         f"{ceiling:8.0f} assets/min ({min(demand / ceiling, 99):.0%} busy at {SCALE_TO} machines)")
+            lines.append(f"    {name:9} {per_asset:6.3f} CPU s/asset + {background:4.2f} core idle, {cores} core(s) -> "
+                         f"ceiling {ceiling:8.0f} assets/min ({min(demand / ceiling, 99):.0%} busy at {SCALE_TO} machines)")
         if workload == "vendor":
             slots = sum(POOL_LIMITS[p] for p in REMOTE_PROVIDERS)
             vendor_ceiling = 60 * slots / (sum(VENDOR_SECONDS) / 2)
