@@ -34,6 +34,7 @@ import io
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -599,6 +600,10 @@ def main() -> int:
     parser.add_argument("--idle-s", type=float, default=20.0, help="idle window measuring the stack's background CPU")
     parser.add_argument("--report", type=Path, help="print the table of an earlier run's JSON and exit")
     args = parser.parse_args()
+    # Stopped from a script (SIGTERM, or SIGINT where a background job ignores it): unwind, so that
+    # every server, worker and daemon this bench started is stopped by its context manager.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.report:
         saved = json.loads(args.report.read_text())
         print(table([Result(**r) for r in saved["results"]], saved["args"]["compress"]))
