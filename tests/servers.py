@@ -87,7 +87,7 @@ def dagster_processes(env: dict[str, str], *, daemon: bool = False, log_dir: Pat
 
 def celery_home(path: Path, monitoring_poll_s: int = 5, max_concurrent_runs: int | None = None) -> Path:
     """A DAGSTER_HOME holding deploy/dagster.celery.yaml, monitoring polled faster than in production
-    and, when given, the run queue sized to the workers' total processes (as that file asks)."""
+    and, when given, the cluster's run queue limit (that file says how to size it)."""
     path.mkdir(parents=True)
     config = yaml.safe_load((ROOT / "deploy" / "dagster.celery.yaml").read_text())
     config["run_monitoring"]["poll_interval_seconds"] = monitoring_poll_s
@@ -98,7 +98,7 @@ def celery_home(path: Path, monitoring_poll_s: int = 5, max_concurrent_runs: int
 
 
 def start_worker(name: str, root: Path, env: dict[str, str], *, concurrency: int = 1,
-                 queues: str = "dagster", **home_options) -> subprocess.Popen:
+                 **home_options) -> subprocess.Popen:
     """One Celery worker "machine": its own working folder, DAGSTER_HOME and copy of the concept art,
     `concurrency` run processes; its log is `root/worker.log`. Stop it with stop()."""
     root.mkdir(parents=True)
@@ -106,7 +106,7 @@ def start_worker(name: str, root: Path, env: dict[str, str], *, concurrency: int
     shutil.copytree(env["KILN_DATA_DIR"] + "/concepts", root / "data" / "concepts")
     worker_env = {**env, "DAGSTER_HOME": str(home), "KILN_DATA_DIR": str(root / "data")}
     return subprocess.Popen(
-        [str(BIN / "celery"), "-A", "pipeline.scaleout", "worker", "-Q", queues, "-c", str(concurrency),
+        [str(BIN / "celery"), "-A", "pipeline.scaleout", "worker", "-Q", "dagster", "-c", str(concurrency),
          "-n", f"{name}@%h", "--pool", "prefork", "-l", "INFO", "--without-gossip", "--without-mingle"],
         cwd=root, env=worker_env, start_new_session=True,
         stdout=open(root / "worker.log", "wb"), stderr=subprocess.STDOUT)
