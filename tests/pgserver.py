@@ -23,8 +23,10 @@ import subprocess
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -161,6 +163,13 @@ def _wait_ready(server: PostgresServer, timeout_s: float = 60.0) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_server():
+    with running_postgres() as server:
+        yield server
+
+
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A throwaway cluster (see the module docstring), stopped on exit; benches use it too."""
     bindir = find_bindir()
     if bindir is None or not all((bindir / tool).exists() for tool in ("initdb", "pg_ctl", "postgres", "pg_isready", "psql")):
         pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql-15, or set KILN_PG_BINDIR "

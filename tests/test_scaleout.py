@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,17 +22,15 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from pipeline.storage import parse_s3_uri
-from tests.servers import CHAIN, LAUNCH_BACKFILL, dagster_processes, graphql, stop
+from tests.servers import CHAIN, LAUNCH_BACKFILL, celery_home, dagster_processes, graphql, start_worker, stop
 from tests.test_pipeline import SMALL, draw_blob
 
 pytest_plugins = ["tests.s3server", "tests.pgserver", "tests.redisserver"]
 pytestmark = [pytest.mark.scale, pytest.mark.live, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 ASSETS = [f"prop-{n:02d}" for n in range(20)]
 
 
@@ -46,28 +43,6 @@ def wait(what: str, probe, timeout_s: float, every_s: float = 2.0, logs: list[Pa
         time.sleep(every_s)
     tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs if p.exists())
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{tails}")
-
-
-def home_with(path: Path, monitoring_poll_s: int) -> Path:
-    """A DAGSTER_HOME holding deploy/dagster.celery.yaml (monitoring polled faster than in production)."""
-    path.mkdir(parents=True)
-    config = yaml.safe_load((ROOT / "deploy" / "dagster.celery.yaml").read_text())
-    config["run_monitoring"]["poll_interval_seconds"] = monitoring_poll_s
-    (path / "dagster.yaml").write_text(yaml.safe_dump(config))
-    return path
-
-
-def start_worker(name: str, root: Path, env: dict[str, str]) -> subprocess.Popen:
-    """One worker "machine": its own working folder, DAGSTER_HOME and copy of the concept art."""
-    root.mkdir(parents=True)
-    home = home_with(root / "dagster-home", 5)
-    shutil.copytree(env["KILN_DATA_DIR"] + "/concepts", root / "data" / "concepts")
-    worker_env = {**env, "DAGSTER_HOME": str(home), "KILN_DATA_DIR": str(root / "data")}
-    return subprocess.Popen(
-        [str(BIN / "celery"), "-A", "pipeline.scaleout", "worker", "-Q", "dagster", "-c", "1", "-n", f"{name}@%h",
-         "--pool", "prefork", "-l", "INFO", "--without-gossip", "--without-mingle"],
-        cwd=root, env=worker_env, start_new_session=True,
-        stdout=open(root / "worker.log", "wb"), stderr=subprocess.STDOUT)
 
 
 def test_backfill_on_two_celery_workers_survives_a_killed_worker(redis_server, postgres_server, s3_server, tmp_path,
@@ -84,7 +59,7 @@ def test_backfill_on_two_celery_workers_survives_a_killed_worker(redis_server, p
     env = {**os.environ, **postgres_server.env(db), "KILN_CELERY_BROKER": redis_server,
            "KILN_STORE_URI": s3_server.uri(f"{prefix}/store"), "KILN_EXPORT_URI": export_uri,
            "KILN_DATA_DIR": str(data), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    home = home_with(tmp_path / "daemon-home", 5)
+    home = celery_home(tmp_path / "daemon-home")
     env["DAGSTER_HOME"] = str(home)
     for var, value in env.items():  # this process reads the same instance (and dagster_processes builds it)
         if var.startswith("KILN_") or var == "DAGSTER_HOME":

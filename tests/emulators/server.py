@@ -13,8 +13,12 @@ GLB from its own `/files/` path, and takes faults on demand through plain Python
     emu.fail("submit", 502, after_work=True)    # accept the job, then answer 502 (a gateway's lost answer)
     emu.fail("submit", RESET, after_work=True)  # accept the job, then cut the answer mid-body
     emu.forget()                                # a restart: in-flight jobs unknown to polls for a while
+    emu.job_seconds = (1.0, 3.0)                # vendor latency: each job runs a uniform draw of seconds
+                                                # (seeded by `latency_seed`) before any poll sees it done
 
-`submissions` counts accepted paid submissions; `calls` lists every (method, path) seen.
+`submissions` counts accepted paid submissions; `calls` lists every (method, path) seen; each job
+records when it was accepted (`created`) and, with a latency set, when its work is done (`ready_at`,
+time.monotonic()): the vendor's own record of how many jobs it ran at once.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+import random
 import re
 import threading
 import time
@@ -183,6 +188,8 @@ class Job:
     polls: int = 0
     body: Any = None
     stuck: bool = False  # never finishes (a crashed self-hosted worker)
+    created: float = field(default_factory=time.monotonic)
+    ready_at: float | None = None  # with a latency set: polls before this moment see it still running
 
 
 class Emulator:
@@ -213,6 +220,9 @@ class Emulator:
         self.charged: dict[str, float] = {}  # job id -> USD
         self.forgotten: dict[str, int] = {}  # job id -> polls still answered "not found" (a restart)
         self.slow_body_s = 0.0  # stream result files this slowly (seconds spread over the body)
+        self.job_seconds: tuple[float, float] | None = None  # emulated vendor time per job (min, max)
+        self.latency_seed = 0
+        self._latency_rng: random.Random | None = None
         self._server = LoopbackServer(self.handle)
         routes = [*self.routes(),
                   ("GET", r"/files/(?P<token>[^/]+)", "file", lambda req, token: self._file(token)),
@@ -343,6 +353,10 @@ class Emulator:
                 job.stuck = True
             if job.fail_message:
                 job.fail_message = job.fail_message.replace("{credential}", self.last_credential)
+            if self.job_seconds is not None:
+                if self._latency_rng is None:
+                    self._latency_rng = random.Random(self.latency_seed)
+                job.ready_at = job.created + self._latency_rng.uniform(*self.job_seconds)
             if self.on_new_job is not None:
                 self.on_new_job(job)  # tests look at the client's state at the moment the vendor takes a job
             self.jobs[job.id] = job
@@ -356,6 +370,12 @@ class Emulator:
         with self.lock:
             if job.stuck:
                 return self.steps[-1]
+            if job.ready_at is not None:
+                if time.monotonic() < job.ready_at:  # still working: walk the states, stop at the last
+                    state = self.steps[min(job.polls, len(self.steps) - 1)]
+                    job.polls = min(job.polls + 1, len(self.steps) - 1)
+                    return state
+                job.polls = max(job.polls, len(self.steps))
             state = self.steps[job.polls] if job.polls < len(self.steps) else (
                 "failed" if job.fail_message else "done")
             job.polls += 1

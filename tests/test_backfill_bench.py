@@ -1,0 +1,67 @@
+"""The backfill bench's pure arithmetic (pool time full, jobs at once, process trees) and the
+emulators' vendor latency it relies on. The bench itself is `make bench-backfill`, not a test."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+from tests.emulators import Hunyuan3DEmulator
+
+_spec = importlib.util.spec_from_file_location(
+    "backfill_bench", Path(__file__).resolve().parents[1] / "bench" / "backfill_bench.py")
+bench = sys.modules.setdefault("backfill_bench", importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(bench)  # (registered first: its dataclasses look their module up)
+
+
+def test_time_full_weights_each_sample_until_the_next():
+    # 2 slots: empty 0-2 s, one busy 2-4 s, full 4-10 s
+    samples = [(4.0, 2), (0.0, 0), (2.0, 1)]
+    got = bench.time_full(samples, 2, 0.0, 10.0)
+    assert abs(got["full_share"] - 0.6) < 1e-9
+    assert abs(got["mean_busy"] - (2 * 0.5 + 6 * 1.0) / 10) < 1e-9
+    # only the window counts, and more claims than slots count as full, not more
+    assert bench.time_full([(0.0, 3)], 2, 5.0, 10.0) == {"full_share": 1.0, "mean_busy": 1.0}
+    assert bench.time_full([], 2, 0.0, 10.0)["full_share"] == 0.0
+    assert bench.time_full([(0.0, 2)], 2, 3.0, 3.0)["full_share"] == 0.0
+
+
+def test_intervals_at_once_is_the_vendor_record_as_samples():
+    levels = bench.intervals_at_once([(0.0, 4.0), (1.0, 3.0), (3.0, 6.0)])
+    assert levels[-1] == (6.0, 0)
+    full = bench.time_full(levels, 2, 0.0, 6.0)
+    assert abs(full["full_share"] - 3.0 / 6.0) < 1e-9  # two at once during 1-4 s
+
+
+def test_tree_collects_live_descendants_once():
+    procs = {pid: bench.Proc(pid, ppid, cpu, rss) for pid, ppid, cpu, rss in [
+        (10, 1, 1.0, 100), (11, 10, 2.0, 200), (12, 11, 0.5, 50), (20, 1, 9.0, 900)]}
+    members = bench.tree(procs, 10)
+    assert sorted(p.pid for p in members) == [10, 11, 12]
+    assert sum(p.rss for p in members) == 350 and sum(p.cpu_s for p in members) == 3.5
+    assert bench.tree(procs, 99) == []
+    me = [p for p in bench.read_procs().values() if p.ppid > 0]
+    assert me and all(p.rss >= 0 for p in me)
+
+
+def test_vendor_deal_follows_the_pool_limits():
+    from pipeline.providers import POOL_LIMITS, REMOTE_PROVIDERS
+
+    deal = bench.vendor_deal()
+    assert {p: deal.count(p) for p in REMOTE_PROVIDERS} == {p: POOL_LIMITS[p] for p in REMOTE_PROVIDERS}
+
+
+def test_emulated_vendor_latency_holds_a_job_until_its_time():
+    with Hunyuan3DEmulator() as emu:
+        plain = emu.new_job()
+        assert [emu.advance(plain) for _ in range(len(emu.steps) + 1)][-1] == "done"  # one state per poll
+        emu.job_seconds = (0.3, 0.3)
+        job = emu.new_job()
+        assert job.ready_at is not None and abs(job.ready_at - job.created - 0.3) < 1e-6
+        states = [emu.advance(job) for _ in range(10)]  # polled fast: the documented states, then waiting
+        assert states[:len(emu.steps)] == list(emu.steps) and set(states[len(emu.steps):]) == {emu.steps[-1]}
+        assert not emu.finished(job)
+        time.sleep(0.35)
+        assert emu.advance(job) == "done" and emu.finished(job)
