@@ -317,7 +317,8 @@ class LevelBake:
 
 def bake_level(high: HighSurface, low: Model, level: int, *, size: int, max_distance_m: float) -> LevelBake:
     """Bake one simplified level from the high surface, material by material, on the level's own
-    UVs. Materials whose UVs cannot carry a map (missing, tiling, overlapping) keep plain maps and
+    UVs. Whether the maps ship is decided by how the level looks with them
+    (`lod_look.judge_level`: the rendered shading difference at the level's switch size). Materials whose UVs cannot carry a map (missing, tiling, overlapping) keep plain maps and
     say why: a fresh xatlas layout (`fresh_uvs`) would also need the base colour re-baked onto it,
     which Kiln does not do yet, so it is only used by callers for untextured materials."""
     out = LevelBake(level, {}, {}, [])
@@ -337,9 +338,8 @@ def bake_level(high: HighSurface, low: Model, level: int, *, size: int, max_dist
             out.notes.append(f"material {material}: {problem}; plain maps")
             continue
         result = bake_normal_map(high, (pos, idx, nrm, uvs), size=size, max_distance_m=max_distance_m)
-        if not result.improves:
-            out.notes.append(f"material {material}: the map would not bring the shading closer to the source "
-                             f"({result.angle_plain_deg:.2f} -> {result.angle_baked_deg:.2f} deg); plain maps")
+        if result.coverage == 0.0:
+            out.notes.append(f"material {material}: no ray found the source surface; plain maps")
             continue
         out.maps[material] = result.image
         for (i, p), o in zip(prims, offsets):

@@ -30,7 +30,7 @@ import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -39,6 +39,9 @@ from scipy.spatial import cKDTree
 from . import meshopt
 from .model import Model, Primitive, Texture, color_to_float, slot_colour_space, vertex_normals
 from .normalize import degenerate_mask
+
+if TYPE_CHECKING:
+    from .lod_look import LevelLook
 
 # ----------------------------------------------------------------------------------------------
 # Budgets
@@ -538,6 +541,8 @@ class LodLevel:
     error_limit_m: float = math.inf  # one pixel at `screen_size` (the bound the search held it to)
     triangle_ceiling: int = 0  # the budget's ceiling for this level
     searched: list[tuple[int, float]] = dataclasses.field(default_factory=list)  # (triangles, error_m) tried
+    # how the level looks at its switch size beside the source (`lod_look.bake_and_judge` sets it)
+    look: "LevelLook | None" = None
 
     @property
     def over_ceiling(self) -> int:

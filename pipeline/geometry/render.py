@@ -256,13 +256,73 @@ def _sample(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
+def _normal_streams(model: Model) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per vertex, in `_flatten`'s order: glTF tangents (n, 4) and the UVs the normal map samples
+    (n, 2); None when no material has a normal map. A primitive without TANGENT gets Kiln's
+    MikkTSpace-style frames (what glTF asks engines to derive); one without those UVs gets zero
+    tangents, which leaves its interpolated normal unperturbed."""
+    if not any(m.normal_texture is not None for m in model.materials):
+        return None
+    from .bake import tangent_frames
+    from .model import vertex_normals
+
+    tangents, uvs = [], []
+    for prim in model.primitives:
+        if prim.triangle_count == 0:
+            continue
+        material = model.materials[prim.material] if prim.material < len(model.materials) else None
+        ref = material.normal_texture if material is not None else None
+        uv = model.slot_uvs(prim, ref) if ref is not None else None
+        if uv is None:
+            tangents.append(np.zeros((prim.vertex_count, 4), np.float32))
+            uvs.append(np.zeros((prim.vertex_count, 2), np.float32))
+            continue
+        if prim.tangents is not None:
+            tangents.append(prim.tangents.astype(np.float32))
+        else:
+            normals = prim.normals if prim.normals is not None else vertex_normals(prim.positions, prim.indices)
+            tangents.append(tangent_frames(prim.positions, prim.indices, normals, uv))
+        uvs.append(uv.astype(np.float32))
+    return np.concatenate(tangents), np.concatenate(uvs)
+
+
+def _apply_normal_maps(model: Model, n: np.ndarray, corners: np.ndarray, b: np.ndarray, materials: np.ndarray,
+                       streams: tuple[np.ndarray, np.ndarray], max_side: int) -> None:
+    """Perturb the interpolated unit normals `n` (k, 3) in place by each material's tangent-space
+    normal map: n' = normalize(x T + y B + z N) with T the interpolated tangent made orthogonal to
+    N and B = w * cross(N, T), the glTF 2.0 shading frame (OpenGL-style map, +Y up the image)."""
+    tangents, uvs = streams
+    for index, material in enumerate(model.materials):
+        ref = material.normal_texture
+        sel = np.flatnonzero(materials == index)
+        if ref is None or not len(sel):
+            continue
+        try:
+            texture = _texture_pixels(model.image(ref).data, max_side)
+        except (OSError, ValueError):
+            continue  # an undecodable map shades as if absent
+        c, w = corners[sel], b[sel, :, None]
+        uv = (uvs[c] * w).sum(axis=1)
+        frame = (tangents[c].astype(np.float64) * w).sum(axis=1)
+        texel = _sample(texture, uv)[:, :3].astype(np.float64) * 2.0 - 1.0
+        texel[:, :2] *= ref.scale
+        normal = n[sel]
+        t = frame[:, :3] - normal * np.einsum("ij,ij->i", normal, frame[:, :3])[:, None]
+        t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+        bitangent = np.cross(normal, t) * np.where(frame[:, 3:] < 0, -1.0, 1.0)
+        mapped = texel[:, :1] * t + texel[:, 1:2] * bitangent + texel[:, 2:] * normal
+        n[sel] = mapped / np.maximum(np.linalg.norm(mapped, axis=1, keepdims=True), 1e-12)
+
+
 def render(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, size: int | tuple[int, int] = 256,
            ortho: bool = True, background=(0, 0, 0, 0), frame: Frame | None = None, lighting: bool = True,
-           texture_side: int | None = None) -> np.ndarray:
+           texture_side: int | None = None, normal_maps: bool = True) -> np.ndarray:
     """(h, w, 4) uint8 RGBA render: base colour (texture x factor) with simple Lambert shading.
 
     `lighting=False` returns the unlit base colour, which is what colour-fidelity metrics compare
     with the concept image. `texture_side` caps the decoded texture size (default: 2x the render).
+    With lighting, materials' tangent-space normal maps perturb the shading normal
+    (`normal_maps=False` shades with the geometry's normals alone).
     """
     width, height = _size(size)
     positions, triangles, normals, uvs, tri_material = _flatten(model)
@@ -302,6 +362,9 @@ def render(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, size: 
         right, up, toward = camera_basis(yaw_deg, pitch_deg)
         n = (normals[corners].astype(np.float64) * b[:, :, None]).sum(axis=1)
         n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        streams = _normal_streams(model) if normal_maps else None
+        if streams is not None:
+            _apply_normal_maps(model, n, corners, b, tri_material[t], streams, max_side)
         n_cam = np.stack([n @ right, n @ up, n @ toward], axis=1)
         n_cam[n_cam[:, 2] < 0] *= -1  # two-sided: a back face seen through a hole still gets light
         light = _LIGHT / np.linalg.norm(_LIGHT)
@@ -350,7 +413,7 @@ def contact_sheet(model: Model, views: list[np.ndarray | bytes] | tuple = (), *,
         cells.append((label, image))
     for label, yaw, pitch in SHEET_VIEWS:
         cells.append((label, _antialiased(model, yaw, pitch, fit_frame(model, yaw, pitch, turntable=True), size)))
-    return _sheet(cells, size, title)
+    return sheet(cells, size, title)
 
 
 def side_by_side(models: list[tuple[str, Model]], *, size: int = 256, yaw_deg: float = 30.0,
@@ -358,7 +421,7 @@ def side_by_side(models: list[tuple[str, Model]], *, size: int = 256, yaw_deg: f
     """Several versions of one model (a source and its LOD levels, say) rendered from one camera in
     one frame, the first model's, so that any difference between cells is the models' own."""
     frame = fit_frame(models[0][1], yaw_deg, pitch_deg)
-    return _sheet([(label, _antialiased(m, yaw_deg, pitch_deg, frame, size)) for label, m in models], size, title)
+    return sheet([(label, _antialiased(m, yaw_deg, pitch_deg, frame, size)) for label, m in models], size, title)
 
 
 def _antialiased(model: Model, yaw_deg: float, pitch_deg: float, frame: Frame, size: int) -> Image.Image:
@@ -366,7 +429,7 @@ def _antialiased(model: Model, yaw_deg: float, pitch_deg: float, frame: Frame, s
     return Image.fromarray(big, "RGBA").convert("RGBa").resize((size, size), Image.Resampling.BOX).convert("RGBA")
 
 
-def _sheet(cells: list[tuple[str, Image.Image]], size: int, title: str | None) -> Image.Image:
+def sheet(cells: list[tuple[str, Image.Image]], size: int, title: str | None) -> Image.Image:
     pad, caption = 8, 16
     top = 20 if title else 0
     sheet = Image.new("RGB", (pad + len(cells) * (size + pad), top + size + caption + 2 * pad), (72, 72, 76))

@@ -1,0 +1,214 @@
+"""How each LOD level looks where it is shown: rendered beside the source at its switch size.
+
+    view = switch_view(source, screen_size)                  # frame and pixel size at 1080p
+    diff = rendered_difference(render_at(source, view), render_at(level, view))
+    look = judge_level(source, level_model, screen_size, bake)   # plain vs baked, which one ships
+
+The geometric error (`lod.surface_distance`) says how far a level's surface is from the source;
+this says what that costs on screen, with the level's materials, textures and normal maps, in
+Kiln's software renderer (Lambert + base colour + tangent-space normal maps, `render.render`).
+
+Conventions:
+- A level is rendered at its switch screen size: the model's largest bounding-box side spans
+  `screen_size * 1080` pixels (Kiln's convention, `lod.SCREEN_HEIGHT_PX`), orthographic (at a
+  switch distance the perspective over the model's depth is negligible), from the three-quarter
+  camera the side-by-side sheets use (yaw 30, pitch 15). Source and level share that camera and
+  frame, so every difference is the level's own. One sample per pixel, as an engine without MSAA.
+- Silhouette displacement (px): how far the level's outline sits from the source's, on average
+  along the outline: the pixels covered by exactly one of the two (their XOR) divided by the
+  outline's length. An outline moved by d pixels everywhere gives d; a level that loses a part
+  shows it as that part's area spread over the whole outline, so the worst pixel is reported too
+  (`silhouette_max_px`: the farthest XOR pixel from the other silhouette). Outline length is the
+  mean of both masks' pixel-edge counts times pi/4 (Cauchy-Crofton: a curve's 4-connected edge
+  count overestimates its length by 4/pi on average over directions).
+- Shading difference: mean absolute RGB difference, 0-255, over the pixels both cover (the
+  silhouette is measured apart), with every material's maps as the engine would use them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from PIL import Image
+
+from .bake import HighSurface, LevelBake, bake_level, with_baked_normals
+from .lod import SCREEN_HEIGHT_PX, LodLevel, model_size
+from .model import Model
+from .render import Frame, fit_frame, render, sheet
+
+VIEW = (30.0, 15.0)  # yaw, pitch: the three-quarter camera of Kiln's side-by-side sheets
+# A bake ships only when it lowers the level's shading difference by at least this share: a map
+# costs a texture (memory, a sampler) and must pay for it on screen. Measured on the shared
+# textured models: where a bake helps, it lowers the difference by 5-30%; below 2% the change is
+# texture-filtering noise between the two renders.
+BAKE_MIN_GAIN = 0.02
+
+
+@dataclass(frozen=True)
+class SwitchView:
+    """The camera a level is judged from: its frame (meters on the image plane) and image size."""
+
+    frame: Frame
+    width: int
+    height: int
+    height_px: float  # the model's largest side in pixels: screen_size * screen height
+    yaw_deg: float = VIEW[0]
+    pitch_deg: float = VIEW[1]
+
+
+@dataclass(frozen=True)
+class RenderedDifference:
+    """A model rendered beside its reference from one SwitchView (see the module doc)."""
+
+    silhouette_px: float  # mean outline displacement, pixels
+    silhouette_max_px: float  # the farthest pixel covered by one render and not the other
+    shading: float  # mean |RGB| difference over the pixels both cover, 0-255
+
+    def to_json(self) -> dict[str, float]:
+        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+
+
+def switch_view(source: Model, screen_size: float, *, screen_height_px: int = SCREEN_HEIGHT_PX,
+                yaw_deg: float = VIEW[0], pitch_deg: float = VIEW[1]) -> SwitchView:
+    """The frame in which `source`'s largest side spans screen_size * screen_height_px pixels."""
+    pixel = model_size(source) / (screen_size * screen_height_px)
+    left, right, bottom, top = fit_frame(source, yaw_deg, pitch_deg, margin=0.04)
+    width = max(1, math.ceil((right - left) / pixel))
+    height = max(1, math.ceil((top - bottom) / pixel))
+    cx, cy = (left + right) / 2, (bottom + top) / 2
+    frame = (cx - width * pixel / 2, cx + width * pixel / 2, cy - height * pixel / 2, cy + height * pixel / 2)
+    return SwitchView(frame, width, height, screen_size * screen_height_px, yaw_deg, pitch_deg)
+
+
+def render_at(model: Model, view: SwitchView, *, normal_maps: bool = True) -> np.ndarray:
+    """(h, w, 4) RGBA of `model` from `view` (transparent background)."""
+    return render(model, yaw_deg=view.yaw_deg, pitch_deg=view.pitch_deg, size=(view.width, view.height),
+                  frame=view.frame, normal_maps=normal_maps)
+
+
+def _outline_px(mask: np.ndarray) -> float:
+    padded = np.pad(mask, 1)
+    edges = np.count_nonzero(padded[1:] != padded[:-1]) + np.count_nonzero(padded[:, 1:] != padded[:, :-1])
+    return math.pi / 4 * edges
+
+
+def rendered_difference(reference: np.ndarray, other: np.ndarray) -> RenderedDifference:
+    """Silhouette displacement and shading difference of two RGBA renders from one view."""
+    a, b = reference[..., 3] > 0, other[..., 3] > 0
+    xor = a ^ b
+    outline = 0.5 * (_outline_px(a) + _outline_px(b))
+    if not xor.any():
+        mean = worst = 0.0
+    else:
+        mean = float(np.count_nonzero(xor) / outline) if outline else math.inf
+        # distance of each pixel to the nearest pixel of the other silhouette (and of its outside)
+        worst = max(float(ndimage.distance_transform_edt(~b)[a & ~b].max(initial=0.0)),
+                    float(ndimage.distance_transform_edt(~a)[b & ~a].max(initial=0.0)))
+    both = a & b
+    shading = float(np.abs(reference[both, :3].astype(np.int16) - other[both, :3]).mean()) if both.any() else 0.0
+    return RenderedDifference(mean, worst, shading)
+
+
+@dataclass
+class LevelLook:
+    """One level at its switch size: the difference it ships with and, when a normal map was
+    baked, the difference without it, and which of the two ships."""
+
+    view: SwitchView
+    shipped: RenderedDifference
+    plain: RenderedDifference  # the level with its plain maps (the same as `shipped` without a bake)
+    baked: RenderedDifference | None  # the level with the baked map, when one was baked
+    bake_used: bool
+    reason: str
+    source_rgba: np.ndarray | None  # the renders, for the comparison strip (None: not rendered)
+    level_rgba: np.ndarray | None
+    written: list[int] = field(default_factory=list)  # materials whose normalTexture is the shipped bake
+
+    def to_json(self) -> dict:
+        return {"height_px": round(self.view.height_px, 1), "camera": {"yaw_deg": self.view.yaw_deg,
+                                                                       "pitch_deg": self.view.pitch_deg},
+                **self.shipped.to_json(), "shading_plain": round(self.plain.shading, 4),
+                "shading_baked": None if self.baked is None else round(self.baked.shading, 4),
+                "bake_used": self.bake_used}
+
+
+def judge_level(source: Model, level: Model, screen_size: float, bake: LevelBake | None = None, *,
+                screen_height_px: int = SCREEN_HEIGHT_PX) -> tuple[Model, LevelLook]:
+    """Render `level` beside `source` at `screen_size`; with a bake, also with the baked maps, and
+    ship the bake only when it lowers the shading difference by BAKE_MIN_GAIN. Returns the level
+    as it ships (with the baked maps and tangents, or as given) and how it looks."""
+    view = switch_view(source, screen_size, screen_height_px=screen_height_px)
+    reference = render_at(source, view)
+    plain_rgba = render_at(level, view)
+    plain = rendered_difference(reference, plain_rgba)
+    if bake is None or not bake.used:
+        reason = "; ".join(bake.notes) if bake is not None and bake.notes else "no bake"
+        return level, LevelLook(view, plain, plain, None, False, reason, reference, plain_rgba)
+    baked_model, written = with_baked_normals(level, bake)
+    if not written:
+        return level, LevelLook(view, plain, plain, None, False, "no material took the baked map", reference,
+                                plain_rgba)
+    baked_rgba = render_at(baked_model, view)
+    baked = rendered_difference(reference, baked_rgba)
+    if baked.shading <= (1.0 - BAKE_MIN_GAIN) * plain.shading:
+        return baked_model, LevelLook(view, baked, plain, baked, True,
+                                      f"the baked map lowers the shading difference {plain.shading:.2f} -> "
+                                      f"{baked.shading:.2f} (0-255)", reference, baked_rgba, written)
+    return level, LevelLook(view, plain, plain, baked, False,
+                            f"the baked map would not lower the shading difference enough ({plain.shading:.2f} -> "
+                            f"{baked.shading:.2f}, 0-255; at least {BAKE_MIN_GAIN:.0%} needed): plain maps",
+                            reference, plain_rgba)
+
+
+def bake_and_judge(source: Model, chain: list[LodLevel], *, normal_map_px: int) -> list[LevelBake | None]:
+    """Bake a normal map onto every level after LOD0 (from the normalized source) and judge each
+    level at its switch size; sets each level's `model` (with the bake where it ships) and `look`.
+    Returns the bakes (None for LOD0), for their notes and maps.
+
+    LOD0 left as the source's own geometry is not rendered: it is the source (difference 0)."""
+    high = HighSurface.of(source) if len(chain) > 1 else None
+    size = model_size(source)
+    bakes: list[LevelBake | None] = []
+    for lod in chain:
+        bake = None
+        if lod.level and high is not None:
+            # look for the source surface no farther than twice the level's measured error
+            bake = bake_level(high, lod.model, lod.level, size=normal_map_px,
+                              max_distance_m=max(2.0 * lod.error_m, 1e-4 * size))
+        if lod.method == "source":
+            view = switch_view(source, lod.screen_size)
+            zero = RenderedDifference(0.0, 0.0, 0.0)
+            lod.look = LevelLook(view, zero, zero, None, False, "the source's own geometry", None, None)
+        else:
+            lod.model, lod.look = judge_level(source, lod.model, lod.screen_size, bake)
+        bakes.append(bake)
+    return bakes
+
+
+def look_strip(chain: list[LodLevel], *, cell: int = 128) -> Image.Image:
+    """Per level, the source and the level as rendered at the level's switch size, side by side
+    (renders larger than `cell` are box-filtered down, smaller ones enlarged pixel for pixel so the
+    real pixels show), labelled with the level's silhouette and shading differences."""
+    cells = []
+    for lod in chain:
+        look = lod.look
+        if look is None or look.source_rgba is None:
+            continue
+        for label, rgba in ((f"source @{lod.screen_size:g}", look.source_rgba),
+                            (f"LOD{lod.level} {look.shipped.silhouette_px:.2f}px d{look.shipped.shading:.1f}",
+                             look.level_rgba)):
+            image = Image.fromarray(rgba, "RGBA")
+            side = max(image.size)
+            if side > cell:
+                image = image.convert("RGBa").resize((max(1, image.size[0] * cell // side),
+                                                      max(1, image.size[1] * cell // side)),
+                                                     Image.Resampling.BOX).convert("RGBA")
+            elif side * 2 <= cell:
+                factor = cell // side
+                image = image.resize((image.size[0] * factor, image.size[1] * factor), Image.Resampling.NEAREST)
+            cells.append((label, image))
+    return sheet(cells, cell, "each level beside the source at its switch size (1080p)")
