@@ -4,9 +4,11 @@ a pixel of the source's outline while a shipped bake lowers the shading differen
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from pipeline.categories import CATEGORIES
@@ -19,6 +21,7 @@ from pipeline.geometry.model import Material, Model, Primitive, Texture, Texture
 from pipeline.geometry.normalize import normalize
 from pipeline.geometry.render import render
 from tests import khronos
+from tests.conftest import TESTDATA
 from tests.test_bake import grid
 from tests.test_lod import sphere_grid
 
@@ -79,10 +82,19 @@ def test_normal_map_shades_like_the_geometry_it_was_baked_from():
         < 0.25 * without
 
 
-def test_real_asset_levels_stay_within_a_pixel_and_bakes_ship_only_where_they_help(testdata, tmp_path):
-    raw = read_glb((testdata / STEP1X).read_bytes())
+@pytest.fixture(scope="module")
+def step1x():
+    """A real generated model (40K triangles, 2048 px texture) and its prop chain, built once."""
+    if not (TESTDATA / STEP1X).is_file():
+        pytest.skip(f"third-party test data not found at {TESTDATA} (expected ../shared/testdata beside the checkout)")
+    raw = read_glb((TESTDATA / STEP1X).read_bytes())
     model, _ = normalize(raw, target_height_m=CATEGORIES["prop"].height_m)
-    chain = build_lod_chain(model, CATEGORIES["prop"].lod, samples=10_000)
+    return model, build_lod_chain(model, CATEGORIES["prop"].lod, samples=10_000)
+
+
+def test_real_asset_levels_stay_within_a_pixel_and_bakes_ship_only_where_they_help(step1x, tmp_path):
+    model, built = step1x
+    chain = [dataclasses.replace(lod) for lod in built]
     assert len(chain) >= 3
     bakes = bake_and_judge(model, chain, normal_map_px=256)
     used = 0
@@ -110,3 +122,87 @@ def test_real_asset_levels_stay_within_a_pixel_and_bakes_ship_only_where_they_he
             files[-1].write_bytes(write_glb(lod.model))
         reports = khronos.validate_files(files)
         assert all(r["issues"]["numErrors"] == 0 for r in reports.values()), [khronos.errors(r)[:3] for r in reports.values()]
+
+
+# ----------------------------------------------------------------------------------------------
+# Combined bakes: a source with its own normal map
+
+
+def ripple_map(side: int, cycles: float, slope: float, axis: int) -> np.ndarray:
+    """An OpenGL-style tangent-space normal map (uint8 RGB) of ripples along image x (axis 0)
+    or image y (axis 1)."""
+    t = (np.arange(side) + 0.5) / side
+    s = slope * np.cos(2 * np.pi * cycles * t)
+    n = np.zeros((side, side, 3))
+    n[..., 2] = 1.0
+    if axis == 0:
+        n[..., 0] = -s[None, :]
+    else:
+        n[..., 1] = -s[:, None]
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    return np.round((n * 0.5 + 0.5) * 255).astype(np.uint8)
+
+
+def test_combined_bake_carries_the_source_map_and_the_lost_geometry():
+    from pipeline.geometry.bake import HighSurface, LevelBake, with_baked_normals
+
+    # the source: bumps along x in its geometry, ripples along y in its own normal map
+    amp, k = 0.01, 2 * np.pi * 3
+    pos, idx, uvs = grid(150, lambda x, y: amp * np.sin(k * x))
+    source = Model([Primitive(pos, idx, vertex_normals(pos, idx), uvs)],
+                   [Material(name="rippled", normal_texture=_png(ripple_map(256, 5, 0.4, axis=1)))])
+    low_pos, low_idx, low_uv = grid(1)
+    low_n = vertex_normals(low_pos, low_idx)
+    level = Model([Primitive(low_pos, low_idx, low_n, low_uv)], [source.materials[0]], textures=list(source.textures))
+    frame = (-0.05, 1.05, -0.05, 1.05)
+
+    def shading(model):
+        return rendered_difference(render(source, size=160, frame=frame), render(model, size=160, frame=frame)).shading
+
+    kept = shading(level)  # the source map unchanged on the flat level: the bumps along x are lost
+    geometry_only = HighSurface(pos, idx, source.primitives[0].normals)
+    combined = {}
+    for name, high in (("geometry", geometry_only), ("combined", HighSurface.of(source))):
+        result = bake_normal_map(high, (low_pos, low_idx, low_n, low_uv), size=256, max_distance_m=0.05)
+        bake = LevelBake(1, {0: result.image}, {0: result.tangents}, [])
+        combined[name], written = with_baked_normals(level, bake)
+        assert written == [0]
+    assert len(combined["combined"].textures) == len(level.textures)  # the source map's image replaced
+    assert shading(combined["combined"]) < 0.4 * min(kept, shading(combined["geometry"])), (
+        shading(combined["combined"]), kept, shading(combined["geometry"]))
+
+
+def test_real_mesh_with_a_normal_map_ships_the_combined_bake(step1x):
+    # the Step1X-3D mesh and its real UV layout, with ripples added as its own normal map: a level
+    # that keeps the source map on the simplified surface must look worse than its combined bake
+    # (the chain does not depend on the normal map: it is the one built for the plain model)
+    ripples = _png(ripple_map(256, 12, 0.5, axis=0))
+
+    def rippled(m: Model) -> Model:
+        material = dataclasses.replace(m.materials[0], normal_texture=TextureRef(len(m.textures)))
+        return dataclasses.replace(m, materials=[material, *m.materials[1:]], textures=[*m.textures, ripples])
+
+    plain, built = step1x
+    model = rippled(plain)
+    chain = [dataclasses.replace(lod, model=rippled(lod.model)) for lod in built]
+    bakes = bake_and_judge(model, chain, normal_map_px=256)
+    combined = [lod for lod in chain if lod.look.bake_used]
+    assert combined, [lod.look.reason for lod in chain]
+    for lod in combined:
+        # look.plain: the level with the source map kept (downscaled with the level); baked: combined
+        assert lod.look.baked.shading < lod.look.plain.shading, (lod.level, lod.look.plain, lod.look.baked)
+        material = lod.model.materials[0]
+        assert lod.model.image(material.normal_texture).name.endswith(f"LOD{lod.level}_normal")
+    assert all(b is None or not b.notes for b in bakes[1:]), [b.notes for b in bakes[1:]]
+
+
+def test_a_normal_map_on_overlapping_uvs_is_kept_and_said(testdata):
+    # GlassVaseFlowers: the flowers' normal-mapped petals share UV space, so no bake can go there
+    path = testdata / "glb/textured/DRx3D__glTF-Sample-Assets-OLD/Models/GlassVaseFlowers/glTF-Binary/GlassVaseFlowers.glb"
+    model, _ = normalize(read_glb(path.read_bytes()), target_height_m=1.0)
+    chain = build_lod_chain(model, CATEGORIES["prop"].lod, samples=5_000)
+    bakes = bake_and_judge(model, chain, normal_map_px=128)
+    for lod, bake in zip(chain[1:], bakes[1:]):
+        assert any(n.startswith("material 0: overlapping UVs") for n in bake.notes), bake.notes
+        assert lod.model.materials[0].normal_texture is not None  # its own (downscaled) map
+        assert lod.look.shipped.silhouette_px < 1.0

@@ -231,7 +231,7 @@ def render_mask(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, s
 
 
 @lru_cache(maxsize=8)
-def _texture_pixels(data: bytes, max_side: int) -> np.ndarray:
+def texture_pixels(data: bytes, max_side: int) -> np.ndarray:
     """Decoded base colour texture (float32 RGB, linear-in-sRGB-values) no larger than max_side."""
     image = Image.open(io.BytesIO(data))
     image.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced size directly
@@ -243,7 +243,7 @@ def _texture_pixels(data: bytes, max_side: int) -> np.ndarray:
     return np.asarray(image, np.float32) / 255.0
 
 
-def _sample(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+def sample_bilinear(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     """Bilinear lookup with clamp-to-edge; uv (k, 2) in glTF convention (v down)."""
     h, w = texture.shape[:2]
     x = np.clip(uv[:, 0] * w - 0.5, 0, w - 1)
@@ -256,62 +256,25 @@ def _sample(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-def _normal_streams(model: Model) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per vertex, in `_flatten`'s order: glTF tangents (n, 4) and the UVs the normal map samples
-    (n, 2); None when no material has a normal map. A primitive without TANGENT gets Kiln's
-    MikkTSpace-style frames (what glTF asks engines to derive); one without those UVs gets zero
-    tangents, which leaves its interpolated normal unperturbed."""
-    if not any(m.normal_texture is not None for m in model.materials):
-        return None
-    from .bake import tangent_frames
-    from .model import vertex_normals
-
-    tangents, uvs = [], []
-    for prim in model.primitives:
-        if prim.triangle_count == 0:
-            continue
-        material = model.materials[prim.material] if prim.material < len(model.materials) else None
-        ref = material.normal_texture if material is not None else None
-        uv = model.slot_uvs(prim, ref) if ref is not None else None
-        if uv is None:
-            tangents.append(np.zeros((prim.vertex_count, 4), np.float32))
-            uvs.append(np.zeros((prim.vertex_count, 2), np.float32))
-            continue
-        if prim.tangents is not None:
-            tangents.append(prim.tangents.astype(np.float32))
-        else:
-            normals = prim.normals if prim.normals is not None else vertex_normals(prim.positions, prim.indices)
-            tangents.append(tangent_frames(prim.positions, prim.indices, normals, uv))
-        uvs.append(uv.astype(np.float32))
-    return np.concatenate(tangents), np.concatenate(uvs)
-
-
 def _apply_normal_maps(model: Model, n: np.ndarray, corners: np.ndarray, b: np.ndarray, materials: np.ndarray,
-                       streams: tuple[np.ndarray, np.ndarray], max_side: int) -> None:
+                       streams, max_side: int) -> None:
     """Perturb the interpolated unit normals `n` (k, 3) in place by each material's tangent-space
-    normal map: n' = normalize(x T + y B + z N) with T the interpolated tangent made orthogonal to
-    N and B = w * cross(N, T), the glTF 2.0 shading frame (OpenGL-style map, +Y up the image)."""
-    tangents, uvs = streams
+    normal map (`bake.perturb_normals`: the glTF 2.0 shading frame)."""
+    from .bake import perturb_normals
+
     for index, material in enumerate(model.materials):
         ref = material.normal_texture
         sel = np.flatnonzero(materials == index)
         if ref is None or not len(sel):
             continue
         try:
-            texture = _texture_pixels(model.image(ref).data, max_side)
+            texture = texture_pixels(model.image(ref).data, max_side)
         except (OSError, ValueError):
             continue  # an undecodable map shades as if absent
         c, w = corners[sel], b[sel, :, None]
-        uv = (uvs[c] * w).sum(axis=1)
-        frame = (tangents[c].astype(np.float64) * w).sum(axis=1)
-        texel = _sample(texture, uv)[:, :3].astype(np.float64) * 2.0 - 1.0
-        texel[:, :2] *= ref.scale
-        normal = n[sel]
-        t = frame[:, :3] - normal * np.einsum("ij,ij->i", normal, frame[:, :3])[:, None]
-        t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
-        bitangent = np.cross(normal, t) * np.where(frame[:, 3:] < 0, -1.0, 1.0)
-        mapped = texel[:, :1] * t + texel[:, 1:2] * bitangent + texel[:, 2:] * normal
-        n[sel] = mapped / np.maximum(np.linalg.norm(mapped, axis=1, keepdims=True), 1e-12)
+        uv = (streams.uvs[c] * w).sum(axis=1)
+        frame = (streams.tangents[c].astype(np.float64) * w).sum(axis=1)
+        n[sel] = perturb_normals(n[sel], frame, sample_bilinear(texture, uv)[:, :3], ref.scale)
 
 
 def render(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, size: int | tuple[int, int] = 256,
@@ -352,8 +315,8 @@ def render(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, size: 
         if material.base_color_texture is not None and uvs is not None:
             uv = (uvs[corners[sel]] * b[sel, :, None]).sum(axis=1)
             try:
-                texture = _texture_pixels(model.image(material.base_color_texture).data, max_side)
-                rgba = rgba * _sample(texture, uv)
+                texture = texture_pixels(model.image(material.base_color_texture).data, max_side)
+                rgba = rgba * sample_bilinear(texture, uv)
             except (OSError, ValueError):
                 pass  # an undecodable texture renders as its factor alone
         colour[sel] = rgba[:, :3]
@@ -362,7 +325,11 @@ def render(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, size: 
         right, up, toward = camera_basis(yaw_deg, pitch_deg)
         n = (normals[corners].astype(np.float64) * b[:, :, None]).sum(axis=1)
         n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-        streams = _normal_streams(model) if normal_maps else None
+        streams = None
+        if normal_maps and any(m.normal_texture is not None for m in model.materials):
+            from .bake import NormalMapStreams
+
+            streams = NormalMapStreams.of(model)
         if streams is not None:
             _apply_normal_maps(model, n, corners, b, tri_material[t], streams, max_side)
         n_cam = np.stack([n @ right, n @ up, n @ toward], axis=1)
