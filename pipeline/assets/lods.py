@@ -27,7 +27,6 @@ SIDE_BY_SIDE_PX = 192  # one cell of the source-and-levels comparison in lod_cha
 
 # asset.toml `[lod]` keys this stage reads (the launchpad's LodConfig has the same names)
 LOD_KEYS = ("lod0_triangles", "ratios", "screen_sizes")
-NORMAL_MAP_PX = 512  # baked normal maps' side: LOD1 at 0.4 screen height is ~430 px tall at 1080p
 
 
 class LodConfig(dg.Config):
@@ -125,7 +124,7 @@ def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: 
         levels = []
         chain = build_lod_chain(model, budget)
         notes = chain.notes
-        bakes = bake_and_judge(model, chain, normal_map_px=NORMAL_MAP_PX)
+        bakes = bake_and_judge(model, chain)
         for lod, bake in zip(chain, bakes):
             look = lod.look
             normal_map = None

@@ -28,6 +28,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -46,6 +47,7 @@ VIEW = (30.0, 15.0)  # yaw, pitch: the three-quarter camera of Kiln's side-by-si
 # textured models: where a bake helps, it lowers the difference by 5-30%; below 2% the change is
 # texture-filtering noise between the two renders.
 BAKE_MIN_GAIN = 0.02
+NORMAL_MAP_PX = 512  # baked normal maps' side: LOD1 at 0.4 screen height is ~430 px tall at 1080p
 
 
 @dataclass(frozen=True)
@@ -164,12 +166,17 @@ def judge_level(source: Model, level: Model, screen_size: float, bake: LevelBake
                             reference, plain_rgba)
 
 
-def bake_and_judge(source: Model, chain: list[LodLevel], *, normal_map_px: int) -> list[LevelBake | None]:
+def bake_and_judge(source: Model, chain: list[LodLevel], *, normal_map_px: int = NORMAL_MAP_PX,
+                   seconds: dict[str, float] | None = None) -> list[LevelBake | None]:
     """Bake a normal map onto every level after LOD0 (from the normalized source) and judge each
     level at its switch size; sets each level's `model` (with the bake where it ships) and `look`.
     Returns the bakes (None for LOD0), for their notes and maps.
 
-    LOD0 left as the source's own geometry is not rendered: it is the source (difference 0)."""
+    LOD0 left as the source's own geometry is not rendered: it is the source (difference 0).
+    `seconds` (optional) receives where the wall time went: bake (rays, maps) and judge (renders)."""
+    seconds = {} if seconds is None else seconds
+    seconds.update(bake=0.0, judge=0.0)
+    clock = time.perf_counter()
     high = HighSurface.of(source) if len(chain) > 1 else None
     size = model_size(source)
     bakes: list[LevelBake | None] = []
@@ -179,12 +186,16 @@ def bake_and_judge(source: Model, chain: list[LodLevel], *, normal_map_px: int) 
             # look for the source surface no farther than twice the level's measured error
             bake = bake_level(high, lod.model, lod.level, size=normal_map_px,
                               max_distance_m=max(2.0 * lod.error_m, 1e-4 * size))
+        seconds["bake"] += time.perf_counter() - clock
+        clock = time.perf_counter()
         if lod.method == "source":
             view = switch_view(source, lod.screen_size)
             zero = RenderedDifference(0.0, 0.0, 0.0)
             lod.look = LevelLook(view, zero, zero, None, False, "the source's own geometry", None, None)
         else:
             lod.model, lod.look = judge_level(source, lod.model, lod.screen_size, bake)
+        seconds["judge"] += time.perf_counter() - clock
+        clock = time.perf_counter()
         bakes.append(bake)
     return bakes
 
