@@ -39,7 +39,7 @@ from PIL import Image
 from .bake import HighSurface, LevelBake, bake_level, with_baked_normals
 from .lod import SCREEN_HEIGHT_PX, LodLevel, model_size
 from .model import Model
-from .render import Frame, fit_frame, render, sheet
+from .render import Frame, fit_frame, render_variants, sheet
 
 VIEW = (30.0, 15.0)  # yaw, pitch: the three-quarter camera of Kiln's side-by-side sheets
 # A bake ships only when it lowers the level's shading difference by at least this share: a map
@@ -47,7 +47,16 @@ VIEW = (30.0, 15.0)  # yaw, pitch: the three-quarter camera of Kiln's side-by-si
 # textured models: where a bake helps, it lowers the difference by 5-30%; below 2% the change is
 # texture-filtering noise between the two renders.
 BAKE_MIN_GAIN = 0.02
-NORMAL_MAP_PX = 512  # baked normal maps' side: LOD1 at 0.4 screen height is ~430 px tall at 1080p
+NORMAL_MAP_PX = 512  # the largest baked normal map: LOD1 at 0.4 screen height is ~430 px tall at 1080p
+
+
+def bake_px(screen_size: float, *, largest: int = NORMAL_MAP_PX, screen_height_px: int = SCREEN_HEIGHT_PX) -> int:
+    """A level's baked map side: about two texels per pixel of the model's largest side at its
+    switch size (a UV atlas spreads the surface over about half of its square), as a power of two
+    no larger than `largest` and at least 64. LOD1 at 0.4: 512; 0.2: 256; 0.08: 128. The bake's
+    rays and rasterization scale with the texels (4x fewer per halving)."""
+    side = 1 << max(6, int(math.floor(math.log2(max(2.0 * screen_size * screen_height_px, 1.0)))))
+    return min(largest, side)
 
 
 @dataclass(frozen=True)
@@ -86,10 +95,15 @@ def switch_view(source: Model, screen_size: float, *, screen_height_px: int = SC
     return SwitchView(frame, width, height, screen_size * screen_height_px, yaw_deg, pitch_deg)
 
 
-def render_at(model: Model, view: SwitchView, *, normal_maps: bool = True) -> np.ndarray:
-    """(h, w, 4) RGBA of `model` from `view` (transparent background)."""
-    return render(model, yaw_deg=view.yaw_deg, pitch_deg=view.pitch_deg, size=(view.width, view.height),
-                  frame=view.frame, normal_maps=normal_maps)
+def render_at(model: Model, view: SwitchView, *, variants: tuple[Model, ...] = ()) -> np.ndarray | list[np.ndarray]:
+    """(h, w, 4) RGBA of `model` from `view` (transparent background); with `variants` (the same
+    geometry, other maps), a list: the model's render, then each variant's, rasterized once.
+    Textures are decoded at a power of two at least twice the view (both sides of a comparison
+    alike), so the renders of one model at several switch sizes share one decoded texture."""
+    side = 1 << max(0, math.ceil(math.log2(2 * max(view.width, view.height))))
+    out = render_variants([model, *variants], yaw_deg=view.yaw_deg, pitch_deg=view.pitch_deg,
+                          size=(view.width, view.height), frame=view.frame, texture_side=side)
+    return out if variants else out[0]
 
 
 def _outline_px(mask: np.ndarray) -> float:
@@ -145,16 +159,14 @@ def judge_level(source: Model, level: Model, screen_size: float, bake: LevelBake
     as it ships (with the baked maps and tangents, or as given) and how it looks."""
     view = switch_view(source, screen_size, screen_height_px=screen_height_px)
     reference = render_at(source, view)
-    plain_rgba = render_at(level, view)
-    plain = rendered_difference(reference, plain_rgba)
-    if bake is None or not bake.used:
+    baked_model, written = with_baked_normals(level, bake) if bake is not None and bake.used else (level, [])
+    if not written:
+        plain_rgba = render_at(level, view)
+        plain = rendered_difference(reference, plain_rgba)
         reason = "; ".join(bake.notes) if bake is not None and bake.notes else "no bake"
         return level, LevelLook(view, plain, plain, None, False, reason, reference, plain_rgba)
-    baked_model, written = with_baked_normals(level, bake)
-    if not written:
-        return level, LevelLook(view, plain, plain, None, False, "no material took the baked map", reference,
-                                plain_rgba)
-    baked_rgba = render_at(baked_model, view)
+    plain_rgba, baked_rgba = render_at(level, view, variants=(baked_model,))
+    plain = rendered_difference(reference, plain_rgba)
     baked = rendered_difference(reference, baked_rgba)
     if baked.shading <= (1.0 - BAKE_MIN_GAIN) * plain.shading:
         return baked_model, LevelLook(view, baked, plain, baked, True,
@@ -168,7 +180,8 @@ def judge_level(source: Model, level: Model, screen_size: float, bake: LevelBake
 
 def bake_and_judge(source: Model, chain: list[LodLevel], *, normal_map_px: int = NORMAL_MAP_PX,
                    seconds: dict[str, float] | None = None) -> list[LevelBake | None]:
-    """Bake a normal map onto every level after LOD0 (from the normalized source) and judge each
+    """Bake a normal map onto every level after LOD0 (from the normalized source, `bake_px` texels a
+    side, at most `normal_map_px`) and judge each
     level at its switch size; sets each level's `model` (with the bake where it ships) and `look`.
     Returns the bakes (None for LOD0), for their notes and maps.
 
@@ -184,7 +197,7 @@ def bake_and_judge(source: Model, chain: list[LodLevel], *, normal_map_px: int =
         bake = None
         if lod.level and high is not None:
             # look for the source surface no farther than twice the level's measured error
-            bake = bake_level(high, lod.model, lod.level, size=normal_map_px,
+            bake = bake_level(high, lod.model, lod.level, size=bake_px(lod.screen_size, largest=normal_map_px),
                               max_distance_m=max(2.0 * lod.error_m, 1e-4 * size))
         seconds["bake"] += time.perf_counter() - clock
         clock = time.perf_counter()

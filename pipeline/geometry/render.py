@@ -287,60 +287,74 @@ def render(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, size: 
     With lighting, materials' tangent-space normal maps perturb the shading normal
     (`normal_maps=False` shades with the geometry's normals alone).
     """
+    return render_variants([model], yaw_deg=yaw_deg, pitch_deg=pitch_deg, size=size, ortho=ortho,
+                           background=background, frame=frame, lighting=lighting, texture_side=texture_side,
+                           normal_maps=normal_maps)[0]
+
+
+def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: float = 0.0,
+                    size: int | tuple[int, int] = 256, ortho: bool = True, background=(0, 0, 0, 0),
+                    frame: Frame | None = None, lighting: bool = True, texture_side: int | None = None,
+                    normal_maps: bool = True) -> list[np.ndarray]:
+    """`render` of several versions of one geometry (the same primitives' positions and triangles,
+    other materials, normals or tangents: a level with and without its baked maps), rasterized
+    once from the first and shaded once per model."""
     width, height = _size(size)
-    positions, triangles, normals, uvs, tri_material = _flatten(model)
-    frame = frame or fit_frame(model, yaw_deg, pitch_deg, aspect=width / height)
+    first = models[0]
+    flat = _flatten(first)
+    positions, triangles, _, _, tri_material = flat
+    frame = frame or fit_frame(first, yaw_deg, pitch_deg, aspect=width / height)
     screen, depth, inv_w = _project(positions, yaw_deg, pitch_deg, frame, width, height, ortho)
-    tri, bary = rasterize(screen, depth, triangles, width, height, cull=_single_sided(model, tri_material))
-    out = np.empty((height, width, 4), np.uint8)
-    out[:] = np.asarray(background, np.uint8)
+    tri, bary = rasterize(screen, depth, triangles, width, height, cull=_single_sided(first, tri_material))
     covered = tri >= 0
-    if not covered.any():
-        return out
     t = tri[covered]
     b = bary[covered].astype(np.float64)
-    if not ortho:  # perspective-correct interpolation
+    if not ortho and len(t):  # perspective-correct interpolation
         b = b * inv_w[triangles[t]]
         b /= b.sum(axis=1, keepdims=True)
     corners = triangles[t]  # (k, 3)
-    colour = np.ones((len(t), 3))
-    alpha = np.ones(len(t))
     max_side = texture_side or 2 * max(width, height)
-    for index, material in enumerate(model.materials):
-        sel = tri_material[t] == index
-        if not sel.any():
+    outs = []
+    for model in models:
+        out = np.empty((height, width, 4), np.uint8)
+        out[:] = np.asarray(background, np.uint8)
+        outs.append(out)
+        if not len(t):
             continue
-        factor = np.asarray(material.base_color_factor, np.float64)
-        rgba = np.tile(factor, (int(sel.sum()), 1))
-        if material.base_color_texture is not None and uvs is not None:
-            uv = (uvs[corners[sel]] * b[sel, :, None]).sum(axis=1)
-            try:
-                texture = texture_pixels(model.image(material.base_color_texture).data, max_side)
-                rgba = rgba * sample_bilinear(texture, uv)
-            except (OSError, ValueError):
-                pass  # an undecodable texture renders as its factor alone
-        colour[sel] = rgba[:, :3]
-        alpha[sel] = rgba[:, 3] if material.alpha_mode != "OPAQUE" else 1.0
-    if lighting:
-        right, up, toward = camera_basis(yaw_deg, pitch_deg)
-        n = (normals[corners].astype(np.float64) * b[:, :, None]).sum(axis=1)
-        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-        streams = None
-        if normal_maps and any(m.normal_texture is not None for m in model.materials):
-            from .bake import NormalMapStreams
+        _, _, normals, uvs, tri_material = flat if model is first else _flatten(model)
+        colour = np.ones((len(t), 3))
+        alpha = np.ones(len(t))
+        for index, material in enumerate(model.materials):
+            sel = tri_material[t] == index
+            if not sel.any():
+                continue
+            factor = np.asarray(material.base_color_factor, np.float64)
+            rgba = np.tile(factor, (int(sel.sum()), 1))
+            if material.base_color_texture is not None and uvs is not None:
+                uv = (uvs[corners[sel]] * b[sel, :, None]).sum(axis=1)
+                try:
+                    texture = texture_pixels(model.image(material.base_color_texture).data, max_side)
+                    rgba = rgba * sample_bilinear(texture, uv)
+                except (OSError, ValueError):
+                    pass  # an undecodable texture renders as its factor alone
+            colour[sel] = rgba[:, :3]
+            alpha[sel] = rgba[:, 3] if material.alpha_mode != "OPAQUE" else 1.0
+        if lighting:
+            right, up, toward = camera_basis(yaw_deg, pitch_deg)
+            n = (normals[corners].astype(np.float64) * b[:, :, None]).sum(axis=1)
+            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+            if normal_maps and any(m.normal_texture is not None for m in model.materials):
+                from .bake import NormalMapStreams
 
-            streams = NormalMapStreams.of(model)
-        if streams is not None:
-            _apply_normal_maps(model, n, corners, b, tri_material[t], streams, max_side)
-        n_cam = np.stack([n @ right, n @ up, n @ toward], axis=1)
-        n_cam[n_cam[:, 2] < 0] *= -1  # two-sided: a back face seen through a hole still gets light
-        light = _LIGHT / np.linalg.norm(_LIGHT)
-        shade = 0.35 + 0.75 * np.clip(n_cam @ light, 0, 1)
-        colour = colour * shade[:, None]
-    pixels = np.clip(colour * 255 + 0.5, 0, 255).astype(np.uint8)
-    out[covered, :3] = pixels
-    out[covered, 3] = np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8)
-    return out
+                _apply_normal_maps(model, n, corners, b, tri_material[t], NormalMapStreams.of(model), max_side)
+            n_cam = np.stack([n @ right, n @ up, n @ toward], axis=1)
+            n_cam[n_cam[:, 2] < 0] *= -1  # two-sided: a back face seen through a hole still gets light
+            light = _LIGHT / np.linalg.norm(_LIGHT)
+            shade = 0.35 + 0.75 * np.clip(n_cam @ light, 0, 1)
+            colour = colour * shade[:, None]
+        out[covered, :3] = np.clip(colour * 255 + 0.5, 0, 255).astype(np.uint8)
+        out[covered, 3] = np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8)
+    return outs
 
 
 def _encode_png(rgba: np.ndarray) -> bytes:
