@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -153,12 +154,14 @@ class LevelLook:
 
 
 def judge_level(source: Model, level: Model, screen_size: float, bake: LevelBake | None = None, *,
-                screen_height_px: int = SCREEN_HEIGHT_PX) -> tuple[Model, LevelLook]:
+                screen_height_px: int = SCREEN_HEIGHT_PX, reference: np.ndarray | None = None
+                ) -> tuple[Model, LevelLook]:
     """Render `level` beside `source` at `screen_size`; with a bake, also with the baked maps, and
     ship the bake only when it lowers the shading difference by BAKE_MIN_GAIN. Returns the level
-    as it ships (with the baked maps and tangents, or as given) and how it looks."""
+    as it ships (with the baked maps and tangents, or as given) and how it looks. `reference`: the
+    source already rendered from `switch_view(source, screen_size)`, if the caller has it."""
     view = switch_view(source, screen_size, screen_height_px=screen_height_px)
-    reference = render_at(source, view)
+    reference = render_at(source, view) if reference is None else reference  # given: rendered from `view`
     baked_model, written = with_baked_normals(level, bake) if bake is not None and bake.used else (level, [])
     if not written:
         plain_rgba = render_at(level, view)
@@ -190,6 +193,22 @@ def bake_and_judge(source: Model, chain: list[LodLevel], *, normal_map_px: int =
     seconds = {} if seconds is None else seconds
     seconds.update(bake=0.0, judge=0.0)
     clock = time.perf_counter()
+    # The source's renders run on a second thread while the levels bake (numpy and embree release
+    # the GIL): the source is the largest mesh, so its renders are most of the judging.
+    # LOD0 is judged last (it has no bake to overlap with its source render).
+    order = [lod for lod in chain if lod.level] + [lod for lod in chain if not lod.level]
+    pool = ThreadPoolExecutor(1)
+    references = {lod.level: pool.submit(render_at, source, switch_view(source, lod.screen_size))
+                  for lod in order if lod.method != "source"}
+    try:
+        bakes = _bake_and_judge(source, order, normal_map_px, seconds, clock, references)
+        return [bakes[order.index(lod)] for lod in chain]
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _bake_and_judge(source: Model, chain: list[LodLevel], normal_map_px: int, seconds: dict[str, float],
+                    clock: float, references: dict) -> list[LevelBake | None]:
     high = HighSurface.of(source) if len(chain) > 1 else None
     size = model_size(source)
     bakes: list[LevelBake | None] = []
@@ -206,7 +225,8 @@ def bake_and_judge(source: Model, chain: list[LodLevel], *, normal_map_px: int =
             zero = RenderedDifference(0.0, 0.0, 0.0)
             lod.look = LevelLook(view, zero, zero, None, False, "the source's own geometry", None, None)
         else:
-            lod.model, lod.look = judge_level(source, lod.model, lod.screen_size, bake)
+            lod.model, lod.look = judge_level(source, lod.model, lod.screen_size, bake,
+                                              reference=references[lod.level].result())
         seconds["judge"] += time.perf_counter() - clock
         clock = time.perf_counter()
         bakes.append(bake)
