@@ -172,7 +172,7 @@ def test_combined_bake_carries_the_source_map_and_the_lost_geometry():
         shading(combined["combined"]), kept, shading(combined["geometry"]))
 
 
-def test_real_mesh_with_a_normal_map_ships_the_combined_bake(step1x):
+def test_real_mesh_with_a_normal_map_ships_the_combined_bake(step1x, tmp_path):
     # the Step1X-3D mesh and its real UV layout, with ripples added as its own normal map: a level
     # that keeps the source map on the simplified surface must look worse than its combined bake
     # (the chain does not depend on the normal map: it is the one built for the plain model)
@@ -194,6 +194,13 @@ def test_real_mesh_with_a_normal_map_ships_the_combined_bake(step1x):
         material = lod.model.materials[0]
         assert lod.model.image(material.normal_texture).name.endswith(f"LOD{lod.level}_normal")
     assert all(b is None or not b.notes for b in bakes[1:]), [b.notes for b in bakes[1:]]
+    if khronos.available():  # the source map's image replaced in place: no unused or dangling image
+        files = []
+        for lod in combined:
+            files.append(tmp_path / f"LOD{lod.level}.glb")
+            files[-1].write_bytes(write_glb(lod.model))
+        reports = khronos.validate_files(files)
+        assert all(r["issues"]["numErrors"] == 0 for r in reports.values()), [khronos.errors(r)[:3] for r in reports.values()]
 
 
 def test_a_normal_map_on_overlapping_uvs_is_kept_and_said(testdata):
