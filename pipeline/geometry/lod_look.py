@@ -44,18 +44,20 @@ from .render import Frame, fit_frame, render_variants, sheet
 
 VIEW = (30.0, 15.0)  # yaw, pitch: the three-quarter camera of Kiln's side-by-side sheets
 # A bake ships only when it lowers the level's shading difference by at least this share: a map
-# costs a texture (memory, a sampler) and must pay for it on screen. Measured on the shared
-# textured models: where a bake helps, it lowers the difference by 5-30%; below 2% the change is
-# texture-filtering noise between the two renders.
+# costs a texture (memory, a sampler) and must pay for it on screen. Measured where bakes help:
+# the Step1X-3D 40K model as a prop, 20-38% lower (0.67 -> 0.54, 1.45 -> 0.90, 6.59 -> 4.12);
+# the 500K bench sphere, 46-69%. The 2% margin is not tuned: it only keeps a map whose effect is
+# within rounding of zero from shipping.
 BAKE_MIN_GAIN = 0.02
 NORMAL_MAP_PX = 512  # the largest baked normal map: LOD1 at 0.4 screen height is ~430 px tall at 1080p
 
 
 def bake_px(screen_size: float, *, largest: int = NORMAL_MAP_PX, screen_height_px: int = SCREEN_HEIGHT_PX) -> int:
     """A level's baked map side: about two texels per pixel of the model's largest side at its
-    switch size (a UV atlas spreads the surface over about half of its square), as a power of two
-    no larger than `largest` and at least 64. LOD1 at 0.4: 512; 0.2: 256; 0.08: 128. The bake's
-    rays and rasterization scale with the texels (4x fewer per halving)."""
+    switch size (a rule of thumb: an atlas packs the surface into part of its square), as a power of
+    two no larger than `largest` and at least 64. LOD1 at 0.4: 512; 0.2: 256; 0.08: 128. The bake's
+    rays and rasterization scale with the texels (4x fewer per halving); the judge still decides
+    whether the map ships."""
     side = 1 << max(6, int(math.floor(math.log2(max(2.0 * screen_size * screen_height_px, 1.0)))))
     return min(largest, side)
 
