@@ -186,28 +186,31 @@ def _rasterize(t: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     w = hi[:, 0] - lo[:, 0] + 1
     h = hi[:, 1] - lo[:, 1] + 1
     counts = w * h
+    # per triangle once (the candidates only gather them): corner a, edges, inverse determinant
+    ax, ay = px[:, 0, 0], px[:, 0, 1]
+    v0x, v0y = px[:, 1, 0] - ax, px[:, 1, 1] - ay
+    v1x, v1y = px[:, 2, 0] - ax, px[:, 2, 1] - ay
+    den = v0x * v1y - v1x * v0y
+    ok = np.abs(den) > 1e-12
+    inv = np.where(ok, 1.0 / np.where(ok, den, 1.0), 0.0)
     start = 0
     limit = 4_000_000
     while start < len(t):
         stop = start + max(1, int(np.searchsorted(np.cumsum(counts[start:]), limit)))
         ids = np.repeat(np.arange(start, min(stop, len(t))), counts[start:stop])
         offs = np.arange(len(ids)) - np.repeat(np.cumsum(counts[start:stop]) - counts[start:stop], counts[start:stop])
-        x = lo[ids, 0] + offs % w[ids]
-        y = lo[ids, 1] + offs // w[ids]
-        a, b, c = px[ids, 0], px[ids, 1], px[ids, 2]
-        v0, v1 = b - a, c - a
-        d = np.stack([x, y], 1) - a
-        den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-        ok = np.abs(den) > 1e-12
-        den = np.where(ok, den, 1.0)
-        l1 = (d[:, 0] * v1[:, 1] - v1[:, 0] * d[:, 1]) / den
-        l2 = (v0[:, 0] * d[:, 1] - d[:, 0] * v0[:, 1]) / den
+        wi = w[ids]
+        x = lo[ids, 0] + offs % wi
+        y = lo[ids, 1] + offs // wi
+        dx, dy, k = x - ax[ids], y - ay[ids], inv[ids]
+        l1 = (dx * v1y[ids] - v1x[ids] * dy) * k
+        l2 = (v0x[ids] * dy - dx * v0y[ids]) * k
         l0 = 1.0 - l1 - l2
         eps = -1e-4
-        inside = ok & (l0 >= eps) & (l1 >= eps) & (l2 >= eps)
+        inside = ok[ids] & (l0 >= eps) & (l1 >= eps) & (l2 >= eps)
         texel = (y * size + x)[inside]
         owner[texel] = ids[inside]
-        bary[texel] = np.stack([l0, l1, l2], 1)[inside]
+        bary[texel] = np.stack([l0[inside], l1[inside], l2[inside]], 1)
         start = stop
     return owner.reshape(size, size), bary.reshape(size, size, 3)
 
