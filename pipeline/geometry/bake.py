@@ -181,8 +181,9 @@ def _rasterize(t: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     owner = np.full(size * size, -1, np.int64)
     bary = np.zeros((size * size, 3), np.float32)
     px = t * size - 0.5  # texel centres at integer coordinates
-    lo = np.clip(np.floor(px.min(axis=1)).astype(np.int64), 0, size - 1)
-    hi = np.clip(np.ceil(px.max(axis=1)).astype(np.int64), 0, size - 1)
+    # elementwise over the three corners: much faster than a reduction over a length-3 axis
+    lo = np.clip(np.floor(np.minimum(np.minimum(px[:, 0], px[:, 1]), px[:, 2])).astype(np.int64), 0, size - 1)
+    hi = np.clip(np.ceil(np.maximum(np.maximum(px[:, 0], px[:, 1]), px[:, 2])).astype(np.int64), 0, size - 1)
     w = hi[:, 0] - lo[:, 0] + 1
     h = hi[:, 1] - lo[:, 1] + 1
     counts = w * h

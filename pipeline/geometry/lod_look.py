@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from PIL import Image
 
@@ -115,6 +115,18 @@ def _outline_px(mask: np.ndarray) -> float:
     return math.pi / 4 * edges
 
 
+def _farthest(pixels: np.ndarray, mask: np.ndarray) -> float:
+    """The largest distance from a pixel of `pixels` to the nearest pixel of `mask` (px)."""
+    if not pixels.any():
+        return 0.0
+    padded = np.pad(mask, 1)
+    inner = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    outline = np.argwhere(mask & ~inner)
+    if not len(outline):
+        return math.inf
+    return float(cKDTree(outline).query(np.argwhere(pixels))[0].max())
+
+
 def rendered_difference(reference: np.ndarray, other: np.ndarray) -> RenderedDifference:
     """Silhouette displacement and shading difference of two RGBA renders from one view."""
     a, b = reference[..., 3] > 0, other[..., 3] > 0
@@ -124,9 +136,9 @@ def rendered_difference(reference: np.ndarray, other: np.ndarray) -> RenderedDif
         mean = worst = 0.0
     else:
         mean = float(np.count_nonzero(xor) / outline) if outline else math.inf
-        # distance of each pixel to the nearest pixel of the other silhouette (and of its outside)
-        worst = max(float(ndimage.distance_transform_edt(~b)[a & ~b].max(initial=0.0)),
-                    float(ndimage.distance_transform_edt(~a)[b & ~a].max(initial=0.0)))
+        # the farthest XOR pixel from the silhouette that lacks it (pixel centres, Euclidean): the
+        # nearest pixel of a silhouette is on its outline, so only outline pixels are searched
+        worst = max(_farthest(a & ~b, b), _farthest(b & ~a, a))
     both = a & b
     shading = float(np.abs(reference[both, :3].astype(np.int16) - other[both, :3]).mean()) if both.any() else 0.0
     return RenderedDifference(mean, worst, shading)
