@@ -1,6 +1,6 @@
 """Kiln's screen-size-driven LOD chains against gltfpack at equal triangle counts, measured in the same run.
 
-    .venv/bin/python bench/lod_bench.py [--samples N] [--repeat N] [--categories prop,hero,...]
+    .venv/bin/python bench/lod_bench.py [--samples N] [--repeat N] [--categories prop,hero,...] [--profile]
 
 Inputs, each normalized as Kiln's import path does (cleaned, +Y up, scaled to the category's
 height): the 200K-triangle generated mesh in the shared test data (skipped with a note when absent)
@@ -9,7 +9,9 @@ deterministically here). For each input and category, the chain the pipeline rea
 
 - Kiln: `build_lod_chain` with the category's LodBudget (switch screen sizes and ceilings), the
   search included (each level the cheapest mesh within one 1080p pixel at its switch size,
-  measured), textures and GPU optimization included; wall time and where it went.
+  measured), textures and GPU optimization included; then `bake_and_judge` (normal maps baked onto
+  levels 1..n, each level rendered beside the source at its switch size, the bake kept where it
+  lowers the shading difference), as `lod_chain` runs them; wall time and where it went.
 - gltfpack (node_modules/.bin/gltfpack): one run per level Kiln reduced (LOD0 too when it was), `-si R -se 1 -kv -noq` with R = the
   triangle count Kiln chose / the source's and its 1% error cap lifted (-se 1) so it reaches that count
   as Kiln does (no quantization, so both are measured on the same
@@ -18,16 +20,21 @@ deterministically here). For each input and category, the chain the pipeline rea
 Both outputs are scored with one metric against the normalized source: `surface_distance`
 (symmetric, area-weighted samples, fixed seed): max and mean in mm. Per level: triangles (Kiln,
 gltfpack), switch screen size, bound (one pixel there), errors and the ratio Kiln / gltfpack
-(<= 1.00: Kiln no worse). Rendered difference: not measured yet (see the report of issue 15).
-Timings are the best of --repeat runs (the machine may be shared: the load average is printed).
+(<= 1.00: Kiln no worse), and the rendered difference of each at the switch size beside the source
+(`geometry.lod_look`: silhouette displacement in pixels, mean along the outline; shading as mean
+|RGB| 0-255 over the pixels both cover; Kiln's as shipped, `*` with its baked normal map).
+Timings are the best of --repeat runs (the machine may be shared: the load average is printed);
+`--profile` adds the top functions (cProfile, cumulative) of each Kiln chain plus its bake.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import io
 import math
 import os
+import pstats
 import resource
 import subprocess
 import sys
@@ -44,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.categories import CATEGORIES  # noqa: E402
 from pipeline.geometry.glb import read_glb, write_glb  # noqa: E402
 from pipeline.geometry.lod import Surface, build_lod_chain, surface_distance  # noqa: E402
+from pipeline.geometry.lod_look import bake_and_judge, render_at, rendered_difference  # noqa: E402
 from pipeline.geometry.model import Material, Model, Primitive, Texture, vertex_normals  # noqa: E402
 from pipeline.geometry.normalize import normalize  # noqa: E402
 
@@ -103,17 +111,37 @@ def gltfpack_levels(source_path: Path, source_triangles: int, counts: list[int],
     return outputs, total, children_cpu() - cpu
 
 
-def run(name: str, model: Model, category: str, samples: int, repeat: int) -> list[float]:
+def chain_and_bake(model: Model, budget, profile: bool):
+    """`lod_chain`'s geometry: the chain, then bakes and rendered judgement. Returns
+    (chain, chain seconds, bake seconds, bake breakdown, CPU seconds)."""
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
+    t, cpu = time.perf_counter(), time.process_time()
+    chain = build_lod_chain(model, budget)
+    chain_s = time.perf_counter() - t
+    parts: dict[str, float] = {}
+    t = time.perf_counter()
+    bake_and_judge(model, chain, seconds=parts)
+    bake_s = time.perf_counter() - t
+    cpu = time.process_time() - cpu
+    if profiler:
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
+        print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
+    return chain, chain_s, bake_s, parts, cpu
+
+
+def run(name: str, model: Model, category: str, samples: int, repeat: int, profile: bool = False) -> list[float]:
     """One category chain on one input; returns the max-error ratios Kiln / gltfpack of levels 1..n."""
     budget = CATEGORIES[category].lod
     best = None
-    for _ in range(repeat):
-        t, cpu = time.perf_counter(), time.process_time()
-        chain = build_lod_chain(model, budget)
-        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
-        if best is None or wall < best[1]:
-            best = (chain, wall, cpu)
-    chain, chain_s, chain_cpu = best
+    for i in range(repeat):
+        result = chain_and_bake(model, budget, profile and i == 0)
+        if best is None or result[1] + result[2] < best[1] + best[2]:
+            best = result
+    chain, chain_s, bake_s, bake_parts, chain_cpu = best
     levels = [lv for lv in chain if lv.method != "source"]  # LOD0 too when it was reduced
     with tempfile.TemporaryDirectory() as tmp:
         source_path = Path(tmp) / "source.glb"
@@ -132,30 +160,36 @@ def run(name: str, model: Model, category: str, samples: int, repeat: int) -> li
     s = chain.seconds
     print(f"\n## {name} as {category}: {model.triangle_count:,} triangles, size {size_mm:.0f} mm; "
           f"screen sizes {list(budget.screen_sizes)}, ceilings {[budget.ceiling(k) for k in range(budget.levels)]}")
-    print(f"Kiln chain ({len(chain)} levels, search included): {chain_s:.3f} s wall, {chain_cpu:.3f} s CPU "
-          f"(search {s.get('search', 0):.2f} s: simplify {s.get('simplify', 0):.2f} s, measure {s.get('measure', 0):.2f} s; "
-          f"finishing and textures {s.get('total', 0) - s.get('search', 0):.2f} s); "
+    print(f"Kiln chain ({len(chain)} levels, search and bake included): {chain_s + bake_s:.3f} s wall, "
+          f"{chain_cpu:.3f} s CPU: search {s.get('search', 0):.2f} s (simplify {s.get('simplify', 0):.2f} s, "
+          f"measure {s.get('measure', 0):.2f} s), finishing and textures {s.get('total', 0) - s.get('search', 0):.2f} s, "
+          f"bake {bake_parts.get('bake', 0):.2f} s, rendered judgement {bake_parts.get('judge', 0):.2f} s; "
           f"gltfpack {len(pack)} runs at the same counts: {pack_s:.3f} s wall, {pack_cpu:.3f} s CPU")
     if chain.notes:
         print("chain notes: " + "; ".join(chain.notes))
     print()
     print("| level | switch size | bound mm | Kiln tris | ceiling | gltfpack tris | Kiln max mm | gltfpack max mm | "
-          "Kiln mean mm | gltfpack mean mm | max ratio | mean ratio | rendered diff |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "Kiln mean mm | gltfpack mean mm | max ratio | mean ratio | Kiln silhouette px / shading | "
+          "Kiln plain shading | gltfpack silhouette px / shading |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     ratios = []
     packed = {lv.level: i for i, lv in enumerate(levels)}
     for lv in chain:
         (km, kx) = kiln_err[lv.level]
+        look = lv.look
+        kiln_look = f"{look.shipped.silhouette_px:.3f} / {look.shipped.shading:.2f}{'*' if look.bake_used else ''}"
+        row = (f"| {lv.level} | {lv.screen_size:g} | {lv.error_limit_m * 1000:.3f} | {lv.triangles:,} | "
+               f"{lv.triangle_ceiling:,} |")
         if lv.level not in packed:
-            print(f"| {lv.level} | {lv.screen_size:g} | {lv.error_limit_m * 1000:.3f} | {lv.triangles:,} | "
-                  f"{lv.triangle_ceiling:,} | - | {kx * 1000:.3f} | - | {km * 1000:.3f} | - | - | - | not measured |")
+            print(f"{row} - | {kx * 1000:.3f} | - | {km * 1000:.3f} | - | - | - | {kiln_look} (the source) | - | - |")
             continue
         p = pack[packed[lv.level]]
         pm, px = pack_err[packed[lv.level]]
         ratios.append(kx / px)
-        print(f"| {lv.level} | {lv.screen_size:g} | {lv.error_limit_m * 1000:.3f} | {lv.triangles:,} | "
-              f"{lv.triangle_ceiling:,} | {p.triangle_count:,} | {kx * 1000:.3f} | {px * 1000:.3f} | {km * 1000:.3f} | "
-              f"{pm * 1000:.3f} | {kx / px:.2f} | {km / pm:.2f} | not measured |")
+        theirs = rendered_difference(look.source_rgba, render_at(p, look.view))
+        print(f"{row} {p.triangle_count:,} | {kx * 1000:.3f} | {px * 1000:.3f} | {km * 1000:.3f} | "
+              f"{pm * 1000:.3f} | {kx / px:.2f} | {km / pm:.2f} | {kiln_look} | {look.plain.shading:.2f} | "
+              f"{theirs.silhouette_px:.3f} / {theirs.shading:.2f} |")
     return ratios
 
 
@@ -164,22 +198,27 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--categories", default=",".join(CATEGORIES))
+    parser.add_argument("--inputs", default="highpoly,sphere", help="highpoly (the shared 200K mesh), sphere (500K)")
+    parser.add_argument("--profile", action="store_true", help="print cProfile's top functions per chain")
     args = parser.parse_args()
     categories = [c for c in args.categories.split(",") if c]
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"{os.cpu_count()} CPUs, load average {load} (1/5/15 min) at start")
     print("error ratio = Kiln / gltfpack at the same triangle count (<= 1.00: Kiln no worse)")
     inputs = []
-    if HIGHPOLY.exists():
+    if "highpoly" not in args.inputs:
+        pass
+    elif HIGHPOLY.exists():
         inputs.append(("Step1X-3D highpoly (000.glb)", read_glb(HIGHPOLY.read_bytes())))
     else:
         print(f"\n(skipping the highpoly mesh: {HIGHPOLY} not found)")
-    inputs.append(("synthetic textured sphere", synthetic_sphere()))
+    if "sphere" in args.inputs:
+        inputs.append(("synthetic textured sphere", synthetic_sphere()))
     worst = []
     for name, raw in inputs:
         for category in categories:
             model, _ = normalize(raw, target_height_m=CATEGORIES[category].height_m)
-            worst += run(name, model, category, args.samples, args.repeat)
+            worst += run(name, model, category, args.samples, args.repeat, args.profile)
     if worst:
         print(f"\nmax-error ratio over every level of every chain: worst {max(worst):.2f}, "
               f"median {float(np.median(worst)):.2f} ({sum(r <= 1.0 for r in worst)} of {len(worst)} levels <= 1.00)")

@@ -94,6 +94,9 @@ def test_one_partition_end_to_end(kiln_env, instance):
     cells = [sheet[8:8 + SIDE_BY_SIDE_PX, 8 + i * cell:8 + i * cell + SIDE_BY_SIDE_PX] for i in range(1 + len(tris))]
     assert all((np.abs(c - c[0, 0]).sum(axis=2) > 30).mean() > 0.05 for c in cells), "a cell shows no model"
     assert all(np.abs(a - b).mean() > 0 for a, b in zip(cells[1:], cells[2:]))
+    # every level rendered beside the source at its switch size: the table and the render strip
+    assert lods.metadata["rendered_at_switch_size"].value.count("\n") >= 1 + len(tris)
+    assert Image.open(lods.metadata["switch_size_strip_file"].value).size[0] > 0
 
     version = export.metadata["version"].value
     exports = kiln_env / "exports"
@@ -130,6 +133,7 @@ def test_one_partition_end_to_end(kiln_env, instance):
     assert entry["asset_id"] == "blob" and entry["version"] == version and entry["provider"] == "local"
     assert entry["validation"]["status"] == "passed", entry["validation"]
     assert [lv["triangles"] for lv in entry["lods"]] == tris
+    assert all(0 <= lv["silhouette_px"] < 1 and lv["shading_diff"] >= 0 for lv in entry["lods"]), entry["lods"]
     for lv in entry["lods"]:
         assert read_glb((exports / lv["uri"]).read_bytes() if not Path(lv["uri"]).is_absolute()
                         else Path(lv["uri"]).read_bytes()).triangle_count == lv["triangles"]

@@ -186,5 +186,15 @@ def _latest_extra(lod_chain: dict, provenance: dict) -> dict:
         "cost_usd": lod_chain["cost_usd"],
         "category": lod_chain["category"],
         "provenance": provenance,
-        "lods": [{k: lv[k] for k in ("level", "triangles", "error_m", "screen_size")} for lv in lod_chain["levels"]],
+        "lods": [{**{k: lv[k] for k in ("level", "triangles", "error_m", "screen_size")}, **_rendered(lv)}
+                 for lv in lod_chain["levels"]],
     }
+
+
+def _rendered(level: dict) -> dict:
+    """The level rendered at its switch size beside the source (lod_chain's `rendered`): mean outline
+    displacement in pixels and shading difference (mean |RGB| 0-255), and whether it ships a bake."""
+    r = level.get("rendered")
+    if not r:
+        return {}
+    return {"silhouette_px": r["silhouette_px"], "shading_diff": r["shading"], "normal_map_baked": r["bake_used"]}

@@ -15,19 +15,18 @@ from pydantic import Field
 from ..asset_settings import (LOD0_MAX_TRIANGLES, LOD0_MIN_TRIANGLES, AssetSettings, LodSettings, SettingsError,
                               describe, parse_settings)
 from ..categories import category as category_row
-from ..geometry.bake import HighSurface, bake_level, with_baked_normals
+from ..geometry.lod_look import bake_and_judge, look_strip
 from ..geometry.glb import read_glb, write_glb
 from ..geometry.lod import LodBudget, build_lod_chain
 from ..geometry.render import side_by_side
 from ..resources import KilnStorage
 from .common import FOLLOW_UPSTREAM, bounds_metadata, classified_failures, game_assets, lineage_metadata, md_table
 
-LOD_CODE_VERSION = "4"  # bump when the chain's output changes for the same input and budget
+LOD_CODE_VERSION = "5"  # bump when the chain's output changes for the same input and budget
 SIDE_BY_SIDE_PX = 192  # one cell of the source-and-levels comparison in lod_chain's metadata
 
 # asset.toml `[lod]` keys this stage reads (the launchpad's LodConfig has the same names)
 LOD_KEYS = ("lod0_triangles", "ratios", "screen_sizes")
-NORMAL_MAP_PX = 512  # baked normal maps' side: LOD1 at 0.4 screen height is ~430 px tall at 1080p
 
 
 class LodConfig(dg.Config):
@@ -83,11 +82,16 @@ def resolve_budget(category: str, toml_lod: LodSettings, config: LodConfig) -> L
         "bound is not made (the chain is shorter; `chain_notes` says why).\n\n"
         "Levers (launchpad `lod_chain` config or asset.toml `[lod]`): `screen_sizes` (smaller: a level "
         "is shown smaller, may be coarser, costs less), `lod0_triangles` and `ratios` (the ceilings).\n\n"
-        "Levels 1..n get a tangent-space normal map baked from the normalized source on their own UVs "
-        "where it brings the shading closer to the source (`normal_map` per level; plain maps and the "
-        "reason otherwise). The baked map is the level's normalTexture, with its tangents, in the GLB; a "
-        "material with its own normal map keeps it. `side_by_side` shows the source beside every level "
-        "from one camera (click it for the full image).\n\n"
+        "Levels 1..n get a tangent-space normal map baked from the normalized source on their own UVs; "
+        "each level is rendered at its switch size beside the source (1080p, the model's largest side "
+        "screen_size x 1080 px tall, one three-quarter camera) with and without the map, and the map ships "
+        "only where it lowers the shading difference (`rendered_at_switch_size`: silhouette displacement in "
+        "pixels, mean and worst; shading as mean |RGB| 0-255 over the pixels both cover; "
+        "`switch_size_strip` shows the pairs). The shipped map is the level's normalTexture, with its "
+        "tangents, in the GLB; where the source material has its own normal map, the bake combines its "
+        "detail with the geometry's and replaces it (on UVs that cannot carry a bake the level keeps the "
+        "source map, downscaled, and `normal_maps` says why). `side_by_side` shows the "
+        "source beside every level from one camera (click it for the full image).\n\n"
         "If it fails: the one-line error names the level and the setting; an invalid `[lod]` value is "
         "named with its accepted range (fix asset.toml or the launchpad config), and a model the "
         "simplifier cannot read means re-generating `generated_model`."
@@ -112,30 +116,30 @@ def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: 
     started = time.monotonic()
     cached = store.get_record(record)
     if cached:
-        levels, notes, *sheet = json.loads(cached)  # chains recorded before side-by-side renders have none
-        sheet_sha = sheet[0] if sheet else None
+        levels, notes, *images = json.loads(cached)  # chains recorded before the renders have none
+        sheet_sha, strip_sha = (images + [None, None])[:2]
         context.log.info(f"reusing the LOD chain built earlier for the same model and budget ({key[:12]})")
     else:
         model = read_glb(store.get(generated_model["glb_sha256"]))
         levels = []
         chain = build_lod_chain(model, budget)
         notes = chain.notes
-        high = HighSurface.of(model) if len(chain) > 1 else None
-        for lod in chain:
+        bakes = bake_and_judge(model, chain)
+        for lod, bake in zip(chain, bakes):
+            look = lod.look
             normal_map = None
-            if lod.level and high is not None:
-                bake = bake_level(high, lod.model, lod.level, size=NORMAL_MAP_PX,
-                                  max_distance_m=max(2.0 * lod.error_m, 1e-4 * float(max(model.size()))))
-                lod.model, written = with_baked_normals(lod.model, bake)
-                kept = sorted(set(bake.maps) - set(written))
+            if bake is not None:
+                written = look.written
                 normal_map = {
-                    "used": bool(written),
-                    "notes": bake.notes + [f"material {m}: keeps its own normal map (the bake sees geometry only)"
-                                           for m in kept],
+                    "used": look.bake_used,
+                    "notes": bake.notes + [look.reason],
                     "maps": {str(m): store.put(_png(img), "image/png") for m, img in bake.maps.items()},
                     "angle_plain_deg": bake.angle_plain_deg if bake.used else None,
                     "angle_baked_deg": bake.angle_baked_deg if bake.used else None,
-                    "in_glb": [int(m) for m in written],  # materials whose normalTexture is the baked map
+                    # rendered at the switch size beside the source: mean |RGB| 0-255, plain vs baked
+                    "shading_plain": round(look.plain.shading, 4),
+                    "shading_baked": None if look.baked is None else round(look.baked.shading, 4),
+                    "in_glb": written,  # materials whose normalTexture is the baked map
                     "tangents": "baked frames (MikkTSpace-style)" if written else None,
                 }
             lod.model.name = f"{asset_id}_LOD{lod.level}"
@@ -157,11 +161,15 @@ def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: 
                 "over_ceiling": lod.over_ceiling,
                 "searched": [[t, float(e)] for t, e in lod.searched],
                 "normal_map": normal_map,
+                # at the switch size beside the source (1080p, Kiln's renderer): outline displacement
+                # in pixels, shading difference as mean |RGB| 0-255 (geometry.lod_look)
+                "rendered": look.to_json(),
                 "method": lod.method,
                 "texture_size": lod.texture_size,
             })
         sheet_sha = store.put(_side_by_side(model, chain), "image/png")
-        store.put_record(record, json.dumps([levels, notes, sheet_sha], sort_keys=True).encode())
+        strip_sha = store.put(_png_image(look_strip(chain)), "image/png")
+        store.put_record(record, json.dumps([levels, notes, sheet_sha, strip_sha], sort_keys=True).encode())
     elapsed = time.monotonic() - started
 
     lineage = {**generated_model["lineage"], "lod_key": key, "budget": dataclasses.asdict(budget),
@@ -176,6 +184,7 @@ def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: 
         "budget": dataclasses.asdict(budget),
         "levels": levels,
         "side_by_side_sha256": sheet_sha,
+        "switch_size_strip_sha256": strip_sha,
         "requested_levels": budget.levels,
         "chain_notes": notes,
         "lineage": lineage,
@@ -189,11 +198,20 @@ def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: 
               lv["method"], lv["texture_size"] or "-", round(lv["bytes"] / 1024, 1)] for lv in levels]),
         "chain_notes": "; ".join(notes) or "every requested level was made",
         **(_side_by_side_metadata(store, sheet_sha) if sheet_sha else {}),
+        "rendered_at_switch_size": md_table(
+            ["LOD", "px tall", "silhouette px (mean / worst)", "shading 0-255: plain", "baked", "ships"],
+            [[lv["level"], round(r["height_px"]), f'{r["silhouette_px"]:.2f} / {r["silhouette_max_px"]:.0f}',
+              round(r["shading_plain"], 2), "-" if r["shading_baked"] is None else round(r["shading_baked"], 2),
+              "baked map" if r["bake_used"] else "plain maps"]
+             for lv in levels if (r := lv.get("rendered"))]),
+        **(_image_metadata(store, strip_sha, "switch_size_strip", "each level beside the source at its switch size")
+           if strip_sha else {}),
         "normal_maps": md_table(
-            ["LOD", "normal map", "shading vs source: plain -> baked (deg)", "why"],
+            ["LOD", "normal map", "normals vs source: plain -> baked (deg)", "why"],
             [[lv["level"], "baked" if lv["normal_map"]["used"] else "plain",
               (f'{lv["normal_map"]["angle_plain_deg"]:.2f} -> {lv["normal_map"]["angle_baked_deg"]:.2f}'
-               if lv["normal_map"]["used"] else "-"), "; ".join(lv["normal_map"]["notes"]) or "-"]
+               if lv["normal_map"]["angle_plain_deg"] is not None else "-"),
+              "; ".join(lv["normal_map"]["notes"]) or "-"]
              for lv in levels if lv.get("normal_map")]),
         "triangles_per_level": [lv["triangles"] for lv in levels],
         "error_m_per_level": [round(lv["error_m"], 6) for lv in levels],
@@ -221,17 +239,25 @@ def _side_by_side(source, chain) -> bytes:
 
 
 def _side_by_side_metadata(store, sha: str) -> dict[str, dg.MetadataValue]:
-    """The comparison inline (WebP keeps the event small) and its PNG in the blob store."""
+    return _image_metadata(store, sha, "side_by_side", "source and every LOD, one camera")
+
+
+def _image_metadata(store, sha: str, key: str, alt: str) -> dict[str, dg.MetadataValue]:
+    """An image inline (WebP keeps the event small) and its PNG in the blob store."""
     out = io.BytesIO()
     Image.open(io.BytesIO(store.get(sha))).save(out, format="WEBP", quality=80)
     data = base64.b64encode(out.getvalue()).decode()
     return {
-        "side_by_side": dg.MetadataValue.md(f"![source and every LOD, one camera](data:image/webp;base64,{data})"),
-        "side_by_side_file": dg.MetadataValue.path(store.location(sha)),
+        key: dg.MetadataValue.md(f"![{alt}](data:image/webp;base64,{data})"),
+        f"{key}_file": dg.MetadataValue.path(store.location(sha)),
     }
 
 
 def _png(pixels) -> bytes:
+    return _png_image(Image.fromarray(pixels, "RGB"))
+
+
+def _png_image(image) -> bytes:
     out = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(out, format="PNG", compress_level=4)
+    image.save(out, format="PNG", compress_level=4)
     return out.getvalue()

@@ -41,7 +41,10 @@ def catalog_entry_from_latest(latest: dict[str, Any], status: dict[str, Any] | N
         "lods": [
             {"level": lv["level"], "triangles": lv.get("triangles"), "error_m": lv.get("error_m"),
              "screen_size": lv.get("screen_size"), "uri": lv.get("uri"), "path": lv.get("path"),
-             "sha256": lv.get("sha256"), "bytes": lv.get("bytes"), "vertices": lv.get("vertices")}
+             "sha256": lv.get("sha256"), "bytes": lv.get("bytes"), "vertices": lv.get("vertices"),
+             # rendered at the switch size beside the source (1080p): outline px, mean |RGB| 0-255
+             "silhouette_px": lv.get("silhouette_px"), "shading_diff": lv.get("shading_diff"),
+             "normal_map_baked": lv.get("normal_map_baked")}
             for lv in latest.get("lods", [])
         ],
         "exports": {

@@ -156,7 +156,8 @@ def card_data(entry: dict[str, Any], viewer: bool) -> dict[str, Any]:
         "category": entry.get("category"),
         "validation": _validation(entry.get("validation")) if has_version else None,
         "preview": entry.get("preview_path") or entry.get("preview_uri"),
-        "lods": [[lv["level"], lv.get("triangles"), lv.get("error_m"), lv.get("screen_size"), _path(lv)]
+        "lods": [[lv["level"], lv.get("triangles"), lv.get("error_m"), lv.get("screen_size"), _path(lv),
+                  lv.get("silhouette_px"), lv.get("shading_diff"), lv.get("normal_map_baked")]
                  for lv in entry.get("lods", [])],
         "files": files,
         "viewer": f"{VIEWER_KEY}?asset={entry['asset_id']}" if viewer and has_version else None,
@@ -259,9 +260,12 @@ _PAGE = Template("""<!doctype html>
     if (a.validation) html += '<span class="badge ' + esc(a.validation) + '">validation: ' + esc(a.validation) + '</span>';
     html += attempt(a);
     if (a.lods.length) {
-      html += '<table><thead><tr><th>level</th><th>triangles</th><th>error mm</th><th>screen</th><th></th></tr></thead><tbody>' +
+      html += '<table><thead><tr><th>level</th><th>triangles</th><th>error mm</th><th>screen</th>' +
+        '<th title="rendered at its switch screen size beside the source (1080p): mean outline displacement in pixels">outline px</th>' +
+        '<th title="the same renders: mean |RGB| difference, 0-255; * with its baked normal map">shading</th><th></th></tr></thead><tbody>' +
         a.lods.map((l) => '<tr><td>LOD' + esc(l[0]) + '</td><td>' + num(l[1]) + '</td><td>' + (l[2] == null ? '&ndash;' : num(l[2] * 1000, 2)) +
-          '</td><td>' + num(l[3], 3) + '</td><td>' + (l[4] ? '<a href="' + esc(l[4]) + '">glb</a>' : '') + '</td></tr>').join('') +
+          '</td><td>' + num(l[3], 3) + '</td><td>' + num(l[5], 2) + '</td><td>' + num(l[6], 1) + (l[7] ? '*' : '') +
+          '</td><td>' + (l[4] ? '<a href="' + esc(l[4]) + '">glb</a>' : '') + '</td></tr>').join('') +
         '</tbody></table>';
     }
     const links = a.files.map((f) => '<a href="' + esc(f[1]) + '">' + esc(f[0]) + '</a>');

@@ -84,6 +84,57 @@ def tangent_frames(positions: np.ndarray, indices: np.ndarray, normals: np.ndarr
 
 
 # ----------------------------------------------------------------------------------------------
+# Normal maps already on a model
+
+
+@dataclass
+class NormalMapStreams:
+    """Per vertex of a model's primitives with triangles, in order: glTF tangents (n, 4) and the
+    UVs each primitive's normal map samples (n, 2, KHR_texture_transform applied). A primitive
+    without TANGENT gets Kiln's MikkTSpace-style frames (what glTF asks engines to derive); one
+    without a normal map or its UVs gets zero tangents, which leave its normals unperturbed."""
+
+    tangents: np.ndarray
+    uvs: np.ndarray
+
+    @classmethod
+    def of(cls, model: Model) -> "NormalMapStreams":
+        tangents, uvs = [], []
+        for prim in model.primitives:
+            if prim.triangle_count == 0:
+                continue
+            material = model.materials[prim.material] if prim.material < len(model.materials) else None
+            ref = material.normal_texture if material is not None else None
+            uv = model.slot_uvs(prim, ref) if ref is not None else None
+            if uv is None:
+                tangents.append(np.zeros((prim.vertex_count, 4), np.float32))
+                uvs.append(np.zeros((prim.vertex_count, 2), np.float32))
+                continue
+            if prim.tangents is not None:
+                tangents.append(prim.tangents.astype(np.float32))
+            else:
+                normals = prim.normals if prim.normals is not None else vertex_normals(prim.positions, prim.indices)
+                tangents.append(tangent_frames(prim.positions, prim.indices, normals, uv))
+            uvs.append(uv.astype(np.float32))
+        if not tangents:
+            return cls(np.zeros((0, 4), np.float32), np.zeros((0, 2), np.float32))
+        return cls(np.concatenate(tangents), np.concatenate(uvs))
+
+
+def perturb_normals(normal: np.ndarray, tangent: np.ndarray, texel: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Shading normals from a tangent-space normal map, glTF 2.0's frame: normalize(x T + y B + z N)
+    with N the unit surface normal (k, 3), T the interpolated tangent (k, 4: xyz, w) made orthogonal
+    to N, B = w * cross(N, T), and (x, y, z) the texel (k, 3, in 0..1 as stored) mapped to [-1, 1]
+    with x, y times normalTexture.scale (OpenGL-style map: +Y up the image)."""
+    m = np.asarray(texel, np.float64) * 2.0 - 1.0
+    m[:, :2] *= scale
+    t = tangent[:, :3] - normal * np.einsum("ij,ij->i", normal, tangent[:, :3])[:, None]
+    t = _unit(t)
+    bitangent = np.cross(normal, t) * np.where(tangent[:, 3:] < 0, -1.0, 1.0)
+    return _unit(m[:, :1] * t + m[:, 1:2] * bitangent + m[:, 2:] * normal)
+
+
+# ----------------------------------------------------------------------------------------------
 # UV layouts
 
 
@@ -130,33 +181,37 @@ def _rasterize(t: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     owner = np.full(size * size, -1, np.int64)
     bary = np.zeros((size * size, 3), np.float32)
     px = t * size - 0.5  # texel centres at integer coordinates
-    lo = np.clip(np.floor(px.min(axis=1)).astype(np.int64), 0, size - 1)
-    hi = np.clip(np.ceil(px.max(axis=1)).astype(np.int64), 0, size - 1)
+    # elementwise over the three corners: much faster than a reduction over a length-3 axis
+    lo = np.clip(np.floor(np.minimum(np.minimum(px[:, 0], px[:, 1]), px[:, 2])).astype(np.int64), 0, size - 1)
+    hi = np.clip(np.ceil(np.maximum(np.maximum(px[:, 0], px[:, 1]), px[:, 2])).astype(np.int64), 0, size - 1)
     w = hi[:, 0] - lo[:, 0] + 1
     h = hi[:, 1] - lo[:, 1] + 1
     counts = w * h
+    # per triangle once (the candidates only gather them): corner a, edges, inverse determinant
+    ax, ay = px[:, 0, 0], px[:, 0, 1]
+    v0x, v0y = px[:, 1, 0] - ax, px[:, 1, 1] - ay
+    v1x, v1y = px[:, 2, 0] - ax, px[:, 2, 1] - ay
+    den = v0x * v1y - v1x * v0y
+    ok = np.abs(den) > 1e-12
+    inv = np.where(ok, 1.0 / np.where(ok, den, 1.0), 0.0)
     start = 0
     limit = 4_000_000
     while start < len(t):
         stop = start + max(1, int(np.searchsorted(np.cumsum(counts[start:]), limit)))
         ids = np.repeat(np.arange(start, min(stop, len(t))), counts[start:stop])
         offs = np.arange(len(ids)) - np.repeat(np.cumsum(counts[start:stop]) - counts[start:stop], counts[start:stop])
-        x = lo[ids, 0] + offs % w[ids]
-        y = lo[ids, 1] + offs // w[ids]
-        a, b, c = px[ids, 0], px[ids, 1], px[ids, 2]
-        v0, v1 = b - a, c - a
-        d = np.stack([x, y], 1) - a
-        den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-        ok = np.abs(den) > 1e-12
-        den = np.where(ok, den, 1.0)
-        l1 = (d[:, 0] * v1[:, 1] - v1[:, 0] * d[:, 1]) / den
-        l2 = (v0[:, 0] * d[:, 1] - d[:, 0] * v0[:, 1]) / den
+        wi = w[ids]
+        x = lo[ids, 0] + offs % wi
+        y = lo[ids, 1] + offs // wi
+        dx, dy, k = x - ax[ids], y - ay[ids], inv[ids]
+        l1 = (dx * v1y[ids] - v1x[ids] * dy) * k
+        l2 = (v0x[ids] * dy - dx * v0y[ids]) * k
         l0 = 1.0 - l1 - l2
         eps = -1e-4
-        inside = ok & (l0 >= eps) & (l1 >= eps) & (l2 >= eps)
+        inside = ok[ids] & (l0 >= eps) & (l1 >= eps) & (l2 >= eps)
         texel = (y * size + x)[inside]
         owner[texel] = ids[inside]
-        bary[texel] = np.stack([l0, l1, l2], 1)[inside]
+        bary[texel] = np.stack([l0[inside], l1[inside], l2[inside]], 1)
         start = stop
     return owner.reshape(size, size), bary.reshape(size, size, 3)
 
@@ -185,28 +240,73 @@ def _interpolate(values: np.ndarray, tri: np.ndarray, owner: np.ndarray, bary: n
     return np.einsum("kc,kcd->kd", bary, corners)
 
 
-class HighSurface:
-    """The detailed surface rays look for: positions, triangles, normals and the embree scene,
-    built once for every level baked from it."""
+@dataclass
+class SurfaceDetail:
+    """The source's own normal maps, so a bake carries their detail too: per high triangle its
+    material, per vertex the maps' tangents and UVs, per material with a map its decoded texels."""
 
-    def __init__(self, positions: np.ndarray, indices: np.ndarray, normals: np.ndarray):
+    tri_material: np.ndarray
+    streams: NormalMapStreams
+    maps: dict[int, tuple[np.ndarray, float]]  # material -> ((h, w, 4) float 0..1, normalTexture.scale)
+
+    def apply(self, htri: np.ndarray, prims: np.ndarray, bary: np.ndarray, normals: np.ndarray) -> np.ndarray:
+        """The high surface's shading normals at hit points (triangle `prims`, barycentrics `bary`):
+        the interpolated `normals` perturbed by the source's map, in object space."""
+        from .render import sample_bilinear
+
+        out = normals.copy()
+        materials = self.tri_material[prims]
+        for material, (texels, scale) in self.maps.items():
+            sel = np.flatnonzero(materials == material)
+            if not len(sel):
+                continue
+            corners, w = htri[prims[sel]], bary[sel][:, :, None]
+            uv = (self.streams.uvs[corners] * w).sum(axis=1)
+            frame = (self.streams.tangents[corners].astype(np.float64) * w).sum(axis=1)
+            out[sel] = perturb_normals(out[sel], frame, sample_bilinear(texels, uv)[:, :3], scale)
+        return out
+
+
+class HighSurface:
+    """The detailed surface rays look for: positions, triangles, normals (and the normal maps that
+    perturb them, `detail`) and the embree scene, built once for every level baked from it."""
+
+    def __init__(self, positions: np.ndarray, indices: np.ndarray, normals: np.ndarray,
+                 detail: SurfaceDetail | None = None):
         from embreex import rtcore_scene
         from embreex.mesh_construction import TriangleMesh
 
         self.tri = indices.reshape(-1, 3).astype(np.int64)
         self.normals = normals.astype(np.float64)
+        self.detail = detail
         self.scene = rtcore_scene.EmbreeScene()
         # the indexed form: a third of the memory of one vertex triple per triangle
         TriangleMesh(self.scene, np.ascontiguousarray(positions, np.float32), self.tri.astype(np.int32))
 
     @classmethod
-    def of(cls, model: Model) -> "HighSurface":
+    def of(cls, model: Model, *, normal_map_px: int = 2048) -> "HighSurface":
+        """The model's surface; where its materials have normal maps (decoded at most
+        `normal_map_px` on a side), their detail is part of the surface's shading normals."""
         prims = [p for p in model.primitives if p.triangle_count]
         offsets = np.cumsum([0] + [p.vertex_count for p in prims])[:-1]
+        detail = None
+        maps = {}
+        for index, material in enumerate(model.materials):
+            if material.normal_texture is not None and any(p.material == index for p in prims):
+                from .render import texture_pixels
+
+                try:
+                    maps[index] = (texture_pixels(model.image(material.normal_texture).data, normal_map_px),
+                                   float(material.normal_texture.scale))
+                except (OSError, ValueError):
+                    pass  # an undecodable map adds no detail
+        if maps:
+            detail = SurfaceDetail(np.concatenate([np.full(p.triangle_count, p.material, np.int64) for p in prims]),
+                                   NormalMapStreams.of(model), maps)
         return cls(np.concatenate([p.positions for p in prims]),
                    np.concatenate([p.indices.astype(np.int64) + o for p, o in zip(prims, offsets)]),
                    np.concatenate([p.normals if p.normals is not None else vertex_normals(p.positions, p.indices)
-                                   for p in prims]))
+                                   for p in prims]), detail)
 
 
 def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray] | HighSurface,
@@ -214,7 +314,10 @@ def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray] | HighSurfac
                     max_distance_m: float) -> BakeResult:
     """Bake the high surface's shading normals onto the low mesh's UV layout.
 
-    high: (positions, indices, normals) of the detailed surface (LOD0 or the normalized source).
+    high: (positions, indices, normals) of the detailed surface (LOD0 or the normalized source), or
+      a HighSurface; with `HighSurface.of` a source's own normal maps are part of those normals
+      (sampled at the hit point, taken to object space through the high surface's tangent frame),
+      so the baked map carries the source map's detail and the geometry's at once.
     low: (positions, indices, normals, uvs) of the simplified level; its UVs must be usable
       (`uv_layout_problem` is None; else lay out `fresh_uvs` first).
     max_distance_m: how far from the low surface to look for the high one, along the low normal,
@@ -252,7 +355,10 @@ def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray] | HighSurfac
     found = best_prim >= 0
     hb = np.stack([1.0 - best_uv[found].sum(1), best_uv[found, 0], best_uv[found, 1]], 1)
     high_normal = normal.copy()
-    high_normal[found] = _unit(np.einsum("kc,kcd->kd", hb, hn[htri[best_prim[found]]]))
+    hit_normal = _unit(np.einsum("kc,kcd->kd", hb, hn[htri[best_prim[found]]]))
+    if high.detail is not None:  # the source's own normal map at the hit, through the high TBN
+        hit_normal = high.detail.apply(htri, best_prim[found], hb, hit_normal)
+    high_normal[found] = hit_normal
 
     local = np.stack([np.einsum("ij,ij->i", high_normal, tangent), np.einsum("ij,ij->i", high_normal, bitangent),
                       np.einsum("ij,ij->i", high_normal, normal)], 1)
@@ -317,7 +423,8 @@ class LevelBake:
 
 def bake_level(high: HighSurface, low: Model, level: int, *, size: int, max_distance_m: float) -> LevelBake:
     """Bake one simplified level from the high surface, material by material, on the level's own
-    UVs. Materials whose UVs cannot carry a map (missing, tiling, overlapping) keep plain maps and
+    UVs. Whether the maps ship is decided by how the level looks with them
+    (`lod_look.judge_level`: the rendered shading difference at the level's switch size). Materials whose UVs cannot carry a map (missing, tiling, overlapping) keep plain maps and
     say why: a fresh xatlas layout (`fresh_uvs`) would also need the base colour re-baked onto it,
     which Kiln does not do yet, so it is only used by callers for untextured materials."""
     out = LevelBake(level, {}, {}, [])
@@ -337,9 +444,8 @@ def bake_level(high: HighSurface, low: Model, level: int, *, size: int, max_dist
             out.notes.append(f"material {material}: {problem}; plain maps")
             continue
         result = bake_normal_map(high, (pos, idx, nrm, uvs), size=size, max_distance_m=max_distance_m)
-        if not result.improves:
-            out.notes.append(f"material {material}: the map would not bring the shading closer to the source "
-                             f"({result.angle_plain_deg:.2f} -> {result.angle_baked_deg:.2f} deg); plain maps")
+        if result.coverage == 0.0:
+            out.notes.append(f"material {material}: no ray found the source surface; plain maps")
             continue
         out.maps[material] = result.image
         for (i, p), o in zip(prims, offsets):
@@ -358,9 +464,10 @@ def with_baked_normals(low: Model, bake: LevelBake) -> tuple[Model, list[int]]:
     """`low` with each baked map as its material's normal texture (TEXCOORD_0, PNG) and the bake's
     tangents on the mapped primitives; returns (model, material indices written).
 
-    A material that already has a normal map keeps it (downscaled with the level): the bake sees
-    geometry only, so writing it would throw away the source map's detail (combining the two is
-    not done). Other levels are untouched: the level gets its own copies of the materials."""
+    A material with its own normal map gets the baked map in its place: the bake combines that
+    map's detail with the geometry's (`HighSurface.of`), so the source map, drawn for the source's
+    surface, is not needed. Its image is replaced where no other slot uses it, so the level carries
+    no unused image. Other levels are untouched: the level gets its own copies of the materials."""
     import dataclasses
     import io
 
@@ -369,13 +476,19 @@ def with_baked_normals(low: Model, bake: LevelBake) -> tuple[Model, list[int]]:
     from .model import Texture, TextureRef
 
     materials, textures, written = list(low.materials), list(low.textures), []
+    uses = low.texture_uses()
     for index, pixels in sorted(bake.maps.items()):
-        if materials[index].normal_texture is not None:
-            continue
         out = io.BytesIO()
         Image.fromarray(pixels, "RGB").save(out, format="PNG", compress_level=4)
-        textures.append(Texture(out.getvalue(), "image/png", name=f"{materials[index].name}_LOD{bake.level}_normal"))
-        materials[index] = dataclasses.replace(materials[index], normal_texture=TextureRef(texture=len(textures) - 1))
+        image = Texture(out.getvalue(), "image/png", name=f"{materials[index].name}_LOD{bake.level}_normal")
+        own = materials[index].normal_texture
+        if own is not None and uses.get(own.texture) == [(index, "normal")]:
+            textures[own.texture] = image
+            ref = TextureRef(texture=own.texture, sampler=own.sampler)
+        else:
+            textures.append(image)
+            ref = TextureRef(texture=len(textures) - 1)
+        materials[index] = dataclasses.replace(materials[index], normal_texture=ref)
         written.append(index)
     primitives = [dataclasses.replace(p, tangents=bake.tangents[i]) if p.material in written and i in bake.tangents
                   else p for i, p in enumerate(low.primitives)]

@@ -30,7 +30,7 @@ import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -39,6 +39,9 @@ from scipy.spatial import cKDTree
 from . import meshopt
 from .model import Model, Primitive, Texture, color_to_float, slot_colour_space, vertex_normals
 from .normalize import degenerate_mask
+
+if TYPE_CHECKING:
+    from .lod_look import LevelLook
 
 # ----------------------------------------------------------------------------------------------
 # Budgets
@@ -121,6 +124,12 @@ class LodBudget:
 # still steer collapses away from creases. UVs at 0.5 hardly move the geometric error.
 NORMAL_WEIGHT = 0.25
 UV_WEIGHT = 0.5
+# Far levels weigh normals less: normals weigh fully down to this switch screen size and in
+# proportion to it below. A far level is a few dozen pixels tall, its shading detail comes back
+# with the baked normal map, and its silhouette is what shows. Measured on the 500K bench sphere as
+# an environment piece (LOD3 at 0.05, 8,894 triangles, simplified from the source): the max error
+# was 55.8 mm at weight 0.25 and 43.1 mm at 0.05 (gltfpack, positions only: 50.1 mm); mean 8.5 -> 6.1 mm.
+NORMAL_WEIGHT_FULL_FROM = 0.25
 # A primitive without normals will be shaded with normals the engine derives from the geometry:
 # those steer the metric too, weighted lower as they only approximate the engine's. Measured on
 # the raw 200K bench mesh against positions alone: worst error 5-30% lower, mean 0-1% lower.
@@ -538,6 +547,8 @@ class LodLevel:
     error_limit_m: float = math.inf  # one pixel at `screen_size` (the bound the search held it to)
     triangle_ceiling: int = 0  # the budget's ceiling for this level
     searched: list[tuple[int, float]] = dataclasses.field(default_factory=list)  # (triangles, error_m) tried
+    # how the level looks at its switch size beside the source (`lod_look.bake_and_judge` sets it)
+    look: "LevelLook | None" = None
 
     @property
     def over_ceiling(self) -> int:
@@ -567,6 +578,15 @@ class _Source:
     weights: np.ndarray | None
     lock: np.ndarray | None
     scale: float
+    normal_slots: int = 0  # how many leading attribute columns are the normal (weighted by NORMAL_WEIGHT)
+
+    def weights_at(self, normal_scale: float) -> np.ndarray | None:
+        """The attribute weights with the normal's scaled by `normal_scale` (see NORMAL_WEIGHT_FULL_FROM)."""
+        if self.weights is None or normal_scale == 1.0 or not self.normal_slots:
+            return self.weights
+        w = self.weights.copy()
+        w[: self.normal_slots] *= normal_scale
+        return w
 
 
 def _prepare(prim: Primitive) -> tuple[_Source, np.ndarray]:
@@ -588,7 +608,8 @@ def _prepare(prim: Primitive) -> tuple[_Source, np.ndarray]:
             weights += [weight] * value.shape[1]
     attributes = np.ascontiguousarray(np.hstack(parts), dtype=np.float32) if parts else None
     source = _Source(positions, streams, prim, attributes,
-                     np.asarray(weights, np.float32) if parts else None, None, meshopt.simplify_scale(positions))
+                     np.asarray(weights, np.float32) if parts else None, None, meshopt.simplify_scale(positions),
+                     normal_slots=3 if len(indices) or "normals" in streams else 0)
     return source, indices
 
 
@@ -608,7 +629,7 @@ def _lock_shared_borders(sources: list[_Source], indices: list[np.ndarray]) -> N
 
 
 def _simplify(src: _Source, indices: np.ndarray, target_triangles: int, *, sparse: bool,
-              allow_sloppy: bool) -> tuple[np.ndarray, float, bool]:
+              allow_sloppy: bool, normal_scale: float = 1.0) -> tuple[np.ndarray, float, bool]:
     """One reduction of one primitive to a triangle count. Returns (indices into the source
     vertices, error estimate m, used sloppy).
 
@@ -624,7 +645,7 @@ def _simplify(src: _Source, indices: np.ndarray, target_triangles: int, *, spars
     # only part of the source vertices (it saves per-vertex work; on the full mesh it only costs).
     options = meshopt.SIMPLIFY_ERROR_ABSOLUTE | (meshopt.SIMPLIFY_SPARSE if sparse else 0)
     out, error = meshopt.simplify(indices, src.positions, target_index_count=target, target_error=3.0e38,
-                                  attributes=src.attributes, attribute_weights=src.weights,
+                                  attributes=src.attributes, attribute_weights=src.weights_at(normal_scale),
                                   vertex_lock=src.lock, options=options)
     if allow_sloppy and len(out) > target * TARGET_TOLERANCE:
         # Stuck on topology (seams, many small parts): cluster the rest of the way, starting from
@@ -681,12 +702,13 @@ BRACKET = 1.25  # stop bisecting once the cheapest success is within 25% of the 
 
 
 def _reduce(sources: list[_Source], base: list[np.ndarray], start: list[np.ndarray], target: int, *,
-            allow_sloppy: bool, estimate: float) -> _Candidate:
+            allow_sloppy: bool, estimate: float, normal_scale: float = 1.0) -> _Candidate:
     total = sum(len(i) // 3 for i in start)
     out, error, method = [], 0.0, "attribute"
     for src, idx, first in zip(sources, start, base):
         share = round(target * (len(idx) // 3) / max(total, 1))
-        reduced, err, sloppy = _simplify(src, idx, share, sparse=idx is not first, allow_sloppy=allow_sloppy)
+        reduced, err, sloppy = _simplify(src, idx, share, sparse=idx is not first, allow_sloppy=allow_sloppy,
+                                         normal_scale=normal_scale)
         error = max(error, err)
         method = "sloppy" if sloppy else method
         out.append(reduced)
@@ -728,7 +750,7 @@ class _Meter:
 
 def _search_level(sources: list[_Source], base: list[np.ndarray], previous: _Candidate, *, level: int,
                   bound: float, ceiling: int, most: int, allow_sloppy: bool, meter: Future,
-                  seconds: dict[str, float]) -> tuple[
+                  seconds: dict[str, float], normal_scale: float = 1.0) -> tuple[
                       _Candidate | None, list[tuple[int, float]]]:
     """The cheapest candidate found within `bound` (m, measured) and at most `most` triangles,
     or None. `previous` is the level before (LOD0: the source itself, error 0)."""
@@ -747,7 +769,7 @@ def _search_level(sources: list[_Source], base: list[np.ndarray], previous: _Can
         # to process); going richer starts over from the level before
         start = best.indices if best is not None and target < best.triangles else previous.indices
         clock = time.perf_counter()
-        cand = _reduce(sources, base, start, target, allow_sloppy=allow_sloppy,
+        cand = _reduce(sources, base, start, target, allow_sloppy=allow_sloppy, normal_scale=normal_scale,
                        estimate=best.estimate if start is not previous.indices else previous.estimate)
         seconds["simplify"] += time.perf_counter() - clock
         if not cand.triangles or cand.triangles > most:
@@ -847,7 +869,8 @@ def build_lod_chain(
             best, tried = _search_level(sources, base, previous, level=level, bound=bound,
                                         ceiling=budget.ceiling(level), most=most,
                                         allow_sloppy=level >= budget.sloppy_from_level, meter=meter_job,
-                                        seconds=seconds)
+                                        seconds=seconds,
+                                        normal_scale=min(1.0, budget.screen_sizes[level] / NORMAL_WEIGHT_FULL_FROM))
             if best is None:
                 if level == 0:
                     best = previous  # the source itself: exact, however many triangles it has

@@ -231,7 +231,7 @@ def render_mask(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, s
 
 
 @lru_cache(maxsize=8)
-def _texture_pixels(data: bytes, max_side: int) -> np.ndarray:
+def texture_pixels(data: bytes, max_side: int) -> np.ndarray:
     """Decoded base colour texture (float32 RGB, linear-in-sRGB-values) no larger than max_side."""
     image = Image.open(io.BytesIO(data))
     image.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced size directly
@@ -243,7 +243,7 @@ def _texture_pixels(data: bytes, max_side: int) -> np.ndarray:
     return np.asarray(image, np.float32) / 255.0
 
 
-def _sample(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+def sample_bilinear(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     """Bilinear lookup with clamp-to-edge; uv (k, 2) in glTF convention (v down)."""
     h, w = texture.shape[:2]
     x = np.clip(uv[:, 0] * w - 0.5, 0, w - 1)
@@ -256,61 +256,105 @@ def _sample(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
+def _apply_normal_maps(model: Model, n: np.ndarray, corners: np.ndarray, b: np.ndarray, materials: np.ndarray,
+                       streams, max_side: int) -> None:
+    """Perturb the interpolated unit normals `n` (k, 3) in place by each material's tangent-space
+    normal map (`bake.perturb_normals`: the glTF 2.0 shading frame)."""
+    from .bake import perturb_normals
+
+    for index, material in enumerate(model.materials):
+        ref = material.normal_texture
+        sel = np.flatnonzero(materials == index)
+        if ref is None or not len(sel):
+            continue
+        try:
+            texture = texture_pixels(model.image(ref).data, max_side)
+        except (OSError, ValueError):
+            continue  # an undecodable map shades as if absent
+        c, w = corners[sel], b[sel, :, None]
+        uv = (streams.uvs[c] * w).sum(axis=1)
+        frame = (streams.tangents[c].astype(np.float64) * w).sum(axis=1)
+        n[sel] = perturb_normals(n[sel], frame, sample_bilinear(texture, uv)[:, :3], ref.scale)
+
+
 def render(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, size: int | tuple[int, int] = 256,
            ortho: bool = True, background=(0, 0, 0, 0), frame: Frame | None = None, lighting: bool = True,
-           texture_side: int | None = None) -> np.ndarray:
+           texture_side: int | None = None, normal_maps: bool = True) -> np.ndarray:
     """(h, w, 4) uint8 RGBA render: base colour (texture x factor) with simple Lambert shading.
 
     `lighting=False` returns the unlit base colour, which is what colour-fidelity metrics compare
     with the concept image. `texture_side` caps the decoded texture size (default: 2x the render).
+    With lighting, materials' tangent-space normal maps perturb the shading normal
+    (`normal_maps=False` shades with the geometry's normals alone).
     """
+    return render_variants([model], yaw_deg=yaw_deg, pitch_deg=pitch_deg, size=size, ortho=ortho,
+                           background=background, frame=frame, lighting=lighting, texture_side=texture_side,
+                           normal_maps=normal_maps)[0]
+
+
+def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: float = 0.0,
+                    size: int | tuple[int, int] = 256, ortho: bool = True, background=(0, 0, 0, 0),
+                    frame: Frame | None = None, lighting: bool = True, texture_side: int | None = None,
+                    normal_maps: bool = True) -> list[np.ndarray]:
+    """`render` of several versions of one geometry (the same primitives' positions and triangles,
+    other materials, normals or tangents: a level with and without its baked maps), rasterized
+    once from the first and shaded once per model."""
     width, height = _size(size)
-    positions, triangles, normals, uvs, tri_material = _flatten(model)
-    frame = frame or fit_frame(model, yaw_deg, pitch_deg, aspect=width / height)
+    first = models[0]
+    flat = _flatten(first)
+    positions, triangles, _, _, tri_material = flat
+    frame = frame or fit_frame(first, yaw_deg, pitch_deg, aspect=width / height)
     screen, depth, inv_w = _project(positions, yaw_deg, pitch_deg, frame, width, height, ortho)
-    tri, bary = rasterize(screen, depth, triangles, width, height, cull=_single_sided(model, tri_material))
-    out = np.empty((height, width, 4), np.uint8)
-    out[:] = np.asarray(background, np.uint8)
+    tri, bary = rasterize(screen, depth, triangles, width, height, cull=_single_sided(first, tri_material))
     covered = tri >= 0
-    if not covered.any():
-        return out
     t = tri[covered]
     b = bary[covered].astype(np.float64)
-    if not ortho:  # perspective-correct interpolation
+    if not ortho and len(t):  # perspective-correct interpolation
         b = b * inv_w[triangles[t]]
         b /= b.sum(axis=1, keepdims=True)
     corners = triangles[t]  # (k, 3)
-    colour = np.ones((len(t), 3))
-    alpha = np.ones(len(t))
     max_side = texture_side or 2 * max(width, height)
-    for index, material in enumerate(model.materials):
-        sel = tri_material[t] == index
-        if not sel.any():
+    outs = []
+    for model in models:
+        out = np.empty((height, width, 4), np.uint8)
+        out[:] = np.asarray(background, np.uint8)
+        outs.append(out)
+        if not len(t):
             continue
-        factor = np.asarray(material.base_color_factor, np.float64)
-        rgba = np.tile(factor, (int(sel.sum()), 1))
-        if material.base_color_texture is not None and uvs is not None:
-            uv = (uvs[corners[sel]] * b[sel, :, None]).sum(axis=1)
-            try:
-                texture = _texture_pixels(model.image(material.base_color_texture).data, max_side)
-                rgba = rgba * _sample(texture, uv)
-            except (OSError, ValueError):
-                pass  # an undecodable texture renders as its factor alone
-        colour[sel] = rgba[:, :3]
-        alpha[sel] = rgba[:, 3] if material.alpha_mode != "OPAQUE" else 1.0
-    if lighting:
-        right, up, toward = camera_basis(yaw_deg, pitch_deg)
-        n = (normals[corners].astype(np.float64) * b[:, :, None]).sum(axis=1)
-        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-        n_cam = np.stack([n @ right, n @ up, n @ toward], axis=1)
-        n_cam[n_cam[:, 2] < 0] *= -1  # two-sided: a back face seen through a hole still gets light
-        light = _LIGHT / np.linalg.norm(_LIGHT)
-        shade = 0.35 + 0.75 * np.clip(n_cam @ light, 0, 1)
-        colour = colour * shade[:, None]
-    pixels = np.clip(colour * 255 + 0.5, 0, 255).astype(np.uint8)
-    out[covered, :3] = pixels
-    out[covered, 3] = np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8)
-    return out
+        _, _, normals, uvs, tri_material = flat if model is first else _flatten(model)
+        colour = np.ones((len(t), 3))
+        alpha = np.ones(len(t))
+        for index, material in enumerate(model.materials):
+            sel = tri_material[t] == index
+            if not sel.any():
+                continue
+            factor = np.asarray(material.base_color_factor, np.float64)
+            rgba = np.tile(factor, (int(sel.sum()), 1))
+            if material.base_color_texture is not None and uvs is not None:
+                uv = (uvs[corners[sel]] * b[sel, :, None]).sum(axis=1)
+                try:
+                    texture = texture_pixels(model.image(material.base_color_texture).data, max_side)
+                    rgba = rgba * sample_bilinear(texture, uv)
+                except (OSError, ValueError):
+                    pass  # an undecodable texture renders as its factor alone
+            colour[sel] = rgba[:, :3]
+            alpha[sel] = rgba[:, 3] if material.alpha_mode != "OPAQUE" else 1.0
+        if lighting:
+            right, up, toward = camera_basis(yaw_deg, pitch_deg)
+            n = (normals[corners].astype(np.float64) * b[:, :, None]).sum(axis=1)
+            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+            if normal_maps and any(m.normal_texture is not None for m in model.materials):
+                from .bake import NormalMapStreams
+
+                _apply_normal_maps(model, n, corners, b, tri_material[t], NormalMapStreams.of(model), max_side)
+            n_cam = np.stack([n @ right, n @ up, n @ toward], axis=1)
+            n_cam[n_cam[:, 2] < 0] *= -1  # two-sided: a back face seen through a hole still gets light
+            light = _LIGHT / np.linalg.norm(_LIGHT)
+            shade = 0.35 + 0.75 * np.clip(n_cam @ light, 0, 1)
+            colour = colour * shade[:, None]
+        out[covered, :3] = np.clip(colour * 255 + 0.5, 0, 255).astype(np.uint8)
+        out[covered, 3] = np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8)
+    return outs
 
 
 def _encode_png(rgba: np.ndarray) -> bytes:
@@ -350,7 +394,7 @@ def contact_sheet(model: Model, views: list[np.ndarray | bytes] | tuple = (), *,
         cells.append((label, image))
     for label, yaw, pitch in SHEET_VIEWS:
         cells.append((label, _antialiased(model, yaw, pitch, fit_frame(model, yaw, pitch, turntable=True), size)))
-    return _sheet(cells, size, title)
+    return sheet(cells, size, title)
 
 
 def side_by_side(models: list[tuple[str, Model]], *, size: int = 256, yaw_deg: float = 30.0,
@@ -358,7 +402,7 @@ def side_by_side(models: list[tuple[str, Model]], *, size: int = 256, yaw_deg: f
     """Several versions of one model (a source and its LOD levels, say) rendered from one camera in
     one frame, the first model's, so that any difference between cells is the models' own."""
     frame = fit_frame(models[0][1], yaw_deg, pitch_deg)
-    return _sheet([(label, _antialiased(m, yaw_deg, pitch_deg, frame, size)) for label, m in models], size, title)
+    return sheet([(label, _antialiased(m, yaw_deg, pitch_deg, frame, size)) for label, m in models], size, title)
 
 
 def _antialiased(model: Model, yaw_deg: float, pitch_deg: float, frame: Frame, size: int) -> Image.Image:
@@ -366,7 +410,7 @@ def _antialiased(model: Model, yaw_deg: float, pitch_deg: float, frame: Frame, s
     return Image.fromarray(big, "RGBA").convert("RGBa").resize((size, size), Image.Resampling.BOX).convert("RGBA")
 
 
-def _sheet(cells: list[tuple[str, Image.Image]], size: int, title: str | None) -> Image.Image:
+def sheet(cells: list[tuple[str, Image.Image]], size: int, title: str | None) -> Image.Image:
     pad, caption = 8, 16
     top = 20 if title else 0
     sheet = Image.new("RGB", (pad + len(cells) * (size + pad), top + size + caption + 2 * pad), (72, 72, 76))
