@@ -80,8 +80,11 @@ bench: install node_modules/.installed
 # A catalog backfill on the scale-out stack (PostgreSQL, Redis, SeaweedFS, Celery workers, daemon), offline
 # and against vendor emulators, with 1 then 2 workers; prints a table (bench/out/ gets the JSON).
 # BENCH_ARGS=--assets 40 for a look (~23 min); the full 1,000 assets take ~6-7 h on 2 cores.
+# Then the unattended path: concept folders dropped into an idle `make dev`-like deployment, drop to
+# catalog.json split by stage (~3 min).
 bench-backfill: test-deps
 	nice -n 10 $(BIN)/python bench/backfill_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/drop_bench.py
 
 concepts: install
 	$(BIN)/python scripts/draw_concepts.py data/concepts

@@ -225,6 +225,34 @@ def test_import_feeds_an_existing_model_through_the_chain(kiln_env, instance, te
         khronos.assert_valid(reports[str(path)], str(path))
 
 
+def test_two_assets_imported_from_one_file_each_get_their_own_model(kiln_env, instance):
+    """The normalized GLB carries its asset's name and id: a second asset made from the same file
+    must not reuse the first asset's (the normalize record is keyed by asset as well as file)."""
+    from pipeline.geometry.glb import write_glb
+    from pipeline.geometry.model import Model
+    from tests.test_normalize import cube
+
+    glb = write_glb(Model([cube((0.4, 0.6, 0.3))]))
+    for name in ("crate_a", "crate_b"):
+        folder = kiln_env / "concepts" / name
+        folder.mkdir()
+        (folder / "model.glb").write_bytes(glb)
+        (folder / "asset.toml").write_text('category = "prop"\nheight_m = 0.6\n')
+    job = defs.resolve_job_def("kiln_asset_job")
+    shas = {}
+    for name in ("crate_a", "crate_b"):
+        instance.add_dynamic_partitions("game_assets", [name])
+        result = job.execute_in_process(partition_key=name, instance=instance, raise_on_error=False,
+                                        asset_selection=[dg.AssetKey("concept_art"), dg.AssetKey("generated_model")])
+        assert result.success, failure_text(result)
+        model = result.output_for_node("generated_model")
+        shas[name] = model["glb_sha256"]
+        blob = next((kiln_env / "store").rglob(shas[name]))
+        assert read_asset_extras(blob.read_bytes())["asset_id"] == name
+        assert read_glb(blob.read_bytes()).name == name
+    assert shas["crate_a"] != shas["crate_b"]
+
+
 def test_skinned_import_is_its_bind_pose_or_refused_by_asset_toml(kiln_env, instance, testdata):
     folder = kiln_env / "concepts" / "fox"
     folder.mkdir()

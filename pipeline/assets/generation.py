@@ -195,10 +195,11 @@ REPAIR_KEYS = ("nonfinite_triangles", "nonfinite_share", "nonfinite_uvs", "trian
 
 def _normalized(store, asset_id: str, provider_name: str, folder: str, raw_glb: bytes, raw_sha: str,
                 target_height: float | None, skinned: str = "bind_pose") -> dict:
-    """Normalize the provider's GLB once per (model, height, asset.toml `[import] skinned`: a skinned
-    or animated model is read as its static bind pose, with a note in the metadata, or refused);
-    the result is a content-addressed record."""
-    record = f"normalized/{raw_sha}-{target_height}-{skinned}-{NORMALIZE_VERSION}.json"
+    """Normalize the provider's GLB once per (asset, model, height, asset.toml `[import] skinned`: a
+    skinned or animated model is read as its static bind pose, with a note in the metadata, or
+    refused); the result is a content-addressed record. The asset is part of the key because the
+    normalized GLB carries its name: two assets made from the same file each get their own."""
+    record = f"normalized/{raw_sha}-{asset_id}-{target_height}-{skinned}-{NORMALIZE_VERSION}.json"
     cached = store.get_record(record)
     if cached:
         return json.loads(cached)
