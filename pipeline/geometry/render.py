@@ -308,9 +308,10 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
     tri, bary = rasterize(screen, depth, triangles, width, height, cull=_single_sided(first, tri_material))
     covered = tri >= 0
     t = tri[covered]
-    b = bary[covered].astype(np.float64)
+    # per pixel in float32: the result is 8-bit, and float64 doubles the cost of every pixel pass
+    b = bary[covered]
     if not ortho and len(t):  # perspective-correct interpolation
-        b = b * inv_w[triangles[t]]
+        b = b * inv_w[triangles[t]].astype(np.float32)
         b /= b.sum(axis=1, keepdims=True)
     corners = triangles[t]  # (k, 3)
     max_side = texture_side or 2 * max(width, height)
@@ -322,16 +323,16 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
         if not len(t):
             continue
         _, _, normals, uvs, tri_material = flat if model is first else _flatten(model)
-        colour = np.ones((len(t), 3))
-        alpha = np.ones(len(t))
+        colour = np.ones((len(t), 3), np.float32)
+        alpha = np.ones(len(t), np.float32)
         for index, material in enumerate(model.materials):
             sel = tri_material[t] == index
             if not sel.any():
                 continue
-            factor = np.asarray(material.base_color_factor, np.float64)
+            factor = np.asarray(material.base_color_factor, np.float32)
             rgba = np.tile(factor, (int(sel.sum()), 1))
             if material.base_color_texture is not None and uvs is not None:
-                uv = (uvs[corners[sel]] * b[sel, :, None]).sum(axis=1)
+                uv = np.einsum("kc,kcd->kd", b[sel], uvs[corners[sel]].astype(np.float32))
                 try:
                     texture = texture_pixels(model.image(material.base_color_texture).data, max_side)
                     rgba = rgba * sample_bilinear(texture, uv)
@@ -341,15 +342,15 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
             alpha[sel] = rgba[:, 3] if material.alpha_mode != "OPAQUE" else 1.0
         if lighting:
             right, up, toward = camera_basis(yaw_deg, pitch_deg)
-            n = (normals[corners].astype(np.float64) * b[:, :, None]).sum(axis=1)
-            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+            n = np.einsum("kc,kcd->kd", b, normals[corners].astype(np.float32))
+            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), np.float32(1e-12))
             if normal_maps and any(m.normal_texture is not None for m in model.materials):
                 from .bake import NormalMapStreams
 
                 _apply_normal_maps(model, n, corners, b, tri_material[t], NormalMapStreams.of(model), max_side)
-            n_cam = np.stack([n @ right, n @ up, n @ toward], axis=1)
+            n_cam = n @ np.stack([right, up, toward], axis=1).astype(n.dtype)
             n_cam[n_cam[:, 2] < 0] *= -1  # two-sided: a back face seen through a hole still gets light
-            light = _LIGHT / np.linalg.norm(_LIGHT)
+            light = (_LIGHT / np.linalg.norm(_LIGHT)).astype(n.dtype)
             shade = 0.35 + 0.75 * np.clip(n_cam @ light, 0, 1)
             colour = colour * shade[:, None]
         out[covered, :3] = np.clip(colour * 255 + 0.5, 0, 255).astype(np.uint8)
