@@ -36,11 +36,13 @@ def instance():
         yield inst
 
 
-def run_asset(instance, asset_id: str, run_config: dict | None = None):
+def run_asset(instance, asset_id: str, run_config: dict | None = None, stages: list[str] | None = None):
+    """One asset's run of kiln_asset_job (only `stages`, asset names, when given)."""
     if asset_id not in instance.get_dynamic_partitions("game_assets"):
         instance.add_dynamic_partitions("game_assets", [asset_id])
     return defs.resolve_job_def("kiln_asset_job").execute_in_process(
-        partition_key=asset_id, instance=instance, raise_on_error=False, run_config=run_config or {})
+        partition_key=asset_id, instance=instance, raise_on_error=False, run_config=run_config or {},
+        asset_selection=[dg.AssetKey(s) for s in stages] if stages else None)
 
 
 def materialization(instance, key: str, partition: str):
@@ -238,12 +240,9 @@ def test_two_assets_imported_from_one_file_each_get_their_own_model(kiln_env, in
         folder.mkdir()
         (folder / "model.glb").write_bytes(glb)
         (folder / "asset.toml").write_text('category = "prop"\nheight_m = 0.6\n')
-    job = defs.resolve_job_def("kiln_asset_job")
     shas = {}
     for name in ("crate_a", "crate_b"):
-        instance.add_dynamic_partitions("game_assets", [name])
-        result = job.execute_in_process(partition_key=name, instance=instance, raise_on_error=False,
-                                        asset_selection=[dg.AssetKey("concept_art"), dg.AssetKey("generated_model")])
+        result = run_asset(instance, name, stages=["concept_art", "generated_model"])
         assert result.success, failure_text(result)
         model = result.output_for_node("generated_model")
         shas[name] = model["glb_sha256"]

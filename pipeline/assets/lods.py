@@ -197,7 +197,7 @@ def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: 
               round(lv["error_m"] * 1000, 3), round(lv["error_limit_m"] * 1000, 3),
               lv["method"], lv["texture_size"] or "-", round(lv["bytes"] / 1024, 1)] for lv in levels]),
         "chain_notes": "; ".join(notes) or "every requested level was made",
-        **(_side_by_side_metadata(store, sheet_sha) if sheet_sha else {}),
+        **(_image_metadata(store, sheet_sha, "side_by_side", "source and every LOD, one camera") if sheet_sha else {}),
         "rendered_at_switch_size": md_table(
             ["LOD", "px tall", "silhouette px (mean / worst)", "shading 0-255: plain", "baked", "ships"],
             [[lv["level"], round(r["height_px"]), f'{r["silhouette_px"]:.2f} / {r["silhouette_max_px"]:.0f}',
@@ -236,10 +236,6 @@ def _side_by_side(source, chain) -> bytes:
     out = io.BytesIO()
     side_by_side(cells, size=SIDE_BY_SIDE_PX).save(out, format="PNG", optimize=True)
     return out.getvalue()
-
-
-def _side_by_side_metadata(store, sha: str) -> dict[str, dg.MetadataValue]:
-    return _image_metadata(store, sha, "side_by_side", "source and every LOD, one camera")
 
 
 def _image_metadata(store, sha: str, key: str, alt: str) -> dict[str, dg.MetadataValue]:

@@ -242,25 +242,46 @@ def _interpolate(values: np.ndarray, tri: np.ndarray, owner: np.ndarray, bary: n
 
 @dataclass
 class SurfaceDetail:
-    """The source's own normal maps, so a bake carries their detail too: per high triangle its
-    material, per vertex the maps' tangents and UVs, per material with a map its decoded texels."""
+    """A model's own normal maps: per triangle its material, per vertex the maps' tangents and UVs,
+    per material with a map its decoded texels. Triangles and vertices are numbered over the
+    primitives with triangles, in order (as `HighSurface` and the renderer number them)."""
 
     tri_material: np.ndarray
     streams: NormalMapStreams
     maps: dict[int, tuple[np.ndarray, float]]  # material -> ((h, w, 4) float 0..1, normalTexture.scale)
 
-    def apply(self, htri: np.ndarray, prims: np.ndarray, bary: np.ndarray, normals: np.ndarray) -> np.ndarray:
-        """The high surface's shading normals at hit points (triangle `prims`, barycentrics `bary`):
-        the interpolated `normals` perturbed by the source's map, in object space."""
+    @classmethod
+    def of(cls, model: Model, max_side: int) -> "SurfaceDetail | None":
+        """The model's normal maps (decoded at most `max_side` on a side), or None without any."""
+        from .render import texture_pixels
+
+        prims = [p for p in model.primitives if p.triangle_count]
+        maps = {}
+        for index, material in enumerate(model.materials):
+            if material.normal_texture is not None and any(p.material == index for p in prims):
+                try:
+                    maps[index] = (texture_pixels(model.image(material.normal_texture).data, max_side),
+                                   float(material.normal_texture.scale))
+                except (OSError, ValueError):
+                    pass  # an undecodable map adds no detail (and shades as if absent)
+        if not maps:
+            return None
+        return cls(np.concatenate([np.full(p.triangle_count, p.material, np.int64) for p in prims]),
+                   NormalMapStreams.of(model), maps)
+
+    def apply(self, triangles: np.ndarray, tri: np.ndarray, bary: np.ndarray, normals: np.ndarray) -> np.ndarray:
+        """Shading normals at surface points (triangle ids `tri` into the (m, 3) `triangles`,
+        barycentrics `bary`): the interpolated unit `normals` perturbed by each material's map,
+        in object space (glTF 2.0's shading frame, `perturb_normals`)."""
         from .render import sample_bilinear
 
         out = normals.copy()
-        materials = self.tri_material[prims]
+        materials = self.tri_material[tri]
         for material, (texels, scale) in self.maps.items():
             sel = np.flatnonzero(materials == material)
             if not len(sel):
                 continue
-            corners, w = htri[prims[sel]], bary[sel][:, :, None]
+            corners, w = triangles[tri[sel]], bary[sel][:, :, None]
             uv = (self.streams.uvs[corners] * w).sum(axis=1)
             frame = (self.streams.tangents[corners].astype(np.float64) * w).sum(axis=1)
             out[sel] = perturb_normals(out[sel], frame, sample_bilinear(texels, uv)[:, :3], scale)
@@ -289,24 +310,10 @@ class HighSurface:
         `normal_map_px` on a side), their detail is part of the surface's shading normals."""
         prims = [p for p in model.primitives if p.triangle_count]
         offsets = np.cumsum([0] + [p.vertex_count for p in prims])[:-1]
-        detail = None
-        maps = {}
-        for index, material in enumerate(model.materials):
-            if material.normal_texture is not None and any(p.material == index for p in prims):
-                from .render import texture_pixels
-
-                try:
-                    maps[index] = (texture_pixels(model.image(material.normal_texture).data, normal_map_px),
-                                   float(material.normal_texture.scale))
-                except (OSError, ValueError):
-                    pass  # an undecodable map adds no detail
-        if maps:
-            detail = SurfaceDetail(np.concatenate([np.full(p.triangle_count, p.material, np.int64) for p in prims]),
-                                   NormalMapStreams.of(model), maps)
         return cls(np.concatenate([p.positions for p in prims]),
                    np.concatenate([p.indices.astype(np.int64) + o for p, o in zip(prims, offsets)]),
                    np.concatenate([p.normals if p.normals is not None else vertex_normals(p.positions, p.indices)
-                                   for p in prims]), detail)
+                                   for p in prims]), SurfaceDetail.of(model, normal_map_px))
 
 
 def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray] | HighSurface,
@@ -424,7 +431,8 @@ class LevelBake:
 def bake_level(high: HighSurface, low: Model, level: int, *, size: int, max_distance_m: float) -> LevelBake:
     """Bake one simplified level from the high surface, material by material, on the level's own
     UVs. Whether the maps ship is decided by how the level looks with them
-    (`lod_look.judge_level`: the rendered shading difference at the level's switch size). Materials whose UVs cannot carry a map (missing, tiling, overlapping) keep plain maps and
+    (`lod_look.judge_level`: the rendered shading difference at the level's switch size).
+    Materials whose UVs cannot carry a map (missing, tiling, overlapping) keep plain maps and
     say why: a fresh xatlas layout (`fresh_uvs`) would also need the base colour re-baked onto it,
     which Kiln does not do yet, so it is only used by callers for untextured materials."""
     out = LevelBake(level, {}, {}, [])

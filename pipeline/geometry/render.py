@@ -256,27 +256,6 @@ def sample_bilinear(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-def _apply_normal_maps(model: Model, n: np.ndarray, corners: np.ndarray, b: np.ndarray, materials: np.ndarray,
-                       streams, max_side: int) -> None:
-    """Perturb the interpolated unit normals `n` (k, 3) in place by each material's tangent-space
-    normal map (`bake.perturb_normals`: the glTF 2.0 shading frame)."""
-    from .bake import perturb_normals
-
-    for index, material in enumerate(model.materials):
-        ref = material.normal_texture
-        sel = np.flatnonzero(materials == index)
-        if ref is None or not len(sel):
-            continue
-        try:
-            texture = texture_pixels(model.image(ref).data, max_side)
-        except (OSError, ValueError):
-            continue  # an undecodable map shades as if absent
-        c, w = corners[sel], b[sel, :, None]
-        uv = (streams.uvs[c] * w).sum(axis=1)
-        frame = (streams.tangents[c].astype(np.float64) * w).sum(axis=1)
-        n[sel] = perturb_normals(n[sel], frame, sample_bilinear(texture, uv)[:, :3], ref.scale)
-
-
 def render(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, size: int | tuple[int, int] = 256,
            ortho: bool = True, background=(0, 0, 0, 0), frame: Frame | None = None, lighting: bool = True,
            texture_side: int | None = None, normal_maps: bool = True) -> np.ndarray:
@@ -345,9 +324,11 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
             n = np.einsum("kc,kcd->kd", b, normals[corners].astype(np.float32))
             n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), np.float32(1e-12))
             if normal_maps and any(m.normal_texture is not None for m in model.materials):
-                from .bake import NormalMapStreams
+                from .bake import SurfaceDetail
 
-                _apply_normal_maps(model, n, corners, b, tri_material[t], NormalMapStreams.of(model), max_side)
+                detail = SurfaceDetail.of(model, max_side)
+                if detail is not None:
+                    n = detail.apply(triangles, t, b, n)
             n_cam = n @ np.stack([right, up, toward], axis=1).astype(n.dtype)
             n_cam[n_cam[:, 2] < 0] *= -1  # two-sided: a back face seen through a hole still gets light
             light = (_LIGHT / np.linalg.norm(_LIGHT)).astype(n.dtype)
