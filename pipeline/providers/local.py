@@ -23,7 +23,8 @@ class LocalProvider(OfflineProviderBase):
     name = "local"
     model = "kiln-reconstruct"
     # asset.toml [options] / run config the offline generator understands (ReconstructionConfig's knobs)
-    OPTIONS = ("thickness", "roughness", "depth_profile", "resolution", "texture_size", "hull_roundness")
+    OPTIONS = ("thickness", "roughness", "depth_profile", "resolution", "texture_size", "hull_roundness",
+               "simplify_voxels")
 
     def __init__(self, *, base_url: str | None = None, options: dict[str, Any] | None = None):
         self.options = dict(options or {})
@@ -62,8 +63,9 @@ class LocalProvider(OfflineProviderBase):
             for key in ("resolution", "texture_size"):
                 if opts.get(key) is not None:
                     params[key] = _number(key, opts[key], integer=True)
-            if opts.get("hull_roundness") is not None:
-                params["hull_roundness"] = _number("hull_roundness", opts["hull_roundness"])
+            for key in ("hull_roundness", "simplify_voxels"):
+                if opts.get(key) is not None:
+                    params[key] = _number(key, opts[key])
             self._config(params)  # ranges, checked now rather than when the reconstruction starts
         except ValueError as exc:
             raise ProviderError(f"local: {exc}") from None
