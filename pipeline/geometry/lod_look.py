@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -168,22 +168,27 @@ class LevelLook:
 
 
 def judge_level(source: Model, level: Model, screen_size: float, bake: LevelBake | None = None, *,
-                screen_height_px: int = SCREEN_HEIGHT_PX, reference: np.ndarray | None = None
+                screen_height_px: int = SCREEN_HEIGHT_PX, reference: np.ndarray | Future | None = None
                 ) -> tuple[Model, LevelLook]:
     """Render `level` beside `source` at `screen_size`; with a bake, also with the baked maps, and
     ship the bake only when it lowers the shading difference by BAKE_MIN_GAIN. Returns the level
     as it ships (with the baked maps and tangents, or as given) and how it looks. `reference`: the
-    source already rendered from `switch_view(source, screen_size)`, if the caller has it."""
+    source already rendered from `switch_view(source, screen_size)`, if the caller has it, or a
+    future of that render (waited for once the level's own renders are done)."""
     view = switch_view(source, screen_size, screen_height_px=screen_height_px)
-    reference = render_at(source, view) if reference is None else reference  # given: rendered from `view`
     baked_model, written = with_baked_normals(level, bake) if bake is not None and bake.used else (level, [])
     if not written:
         plain_rgba = render_at(level, view)
-        plain = rendered_difference(reference, plain_rgba)
+    else:
+        plain_rgba, baked_rgba = render_at(level, view, variants=(baked_model,))
+    if reference is None:
+        reference = render_at(source, view)
+    elif isinstance(reference, Future):
+        reference = reference.result()
+    plain = rendered_difference(reference, plain_rgba)
+    if not written:
         reason = "; ".join(bake.notes) if bake is not None and bake.notes else "no bake"
         return level, LevelLook(view, plain, plain, None, False, reason, reference, plain_rgba)
-    plain_rgba, baked_rgba = render_at(level, view, variants=(baked_model,))
-    plain = rendered_difference(reference, plain_rgba)
     baked = rendered_difference(reference, baked_rgba)
     if baked.shading <= (1.0 - BAKE_MIN_GAIN) * plain.shading:
         return baked_model, LevelLook(view, baked, plain, baked, True,
@@ -240,7 +245,7 @@ def _bake_and_judge(source: Model, chain: list[LodLevel], normal_map_px: int, se
             lod.look = LevelLook(view, zero, zero, None, False, "the source's own geometry", None, None)
         else:
             lod.model, lod.look = judge_level(source, lod.model, lod.screen_size, bake,
-                                              reference=references[lod.level].result())
+                                              reference=references[lod.level])
         seconds["judge"] += time.perf_counter() - clock
         clock = time.perf_counter()
         bakes.append(bake)
