@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import Model, vertex_normals
+from .model import Model, interpolate, vertex_normals
 
 # ----------------------------------------------------------------------------------------------
 # Tangent frames
@@ -235,11 +235,6 @@ class BakeResult:
         return self.angle_plain_deg - self.angle_baked_deg >= 1.0 and self.angle_baked_deg <= 0.5 * self.angle_plain_deg
 
 
-def _interpolate(values: np.ndarray, tri: np.ndarray, owner: np.ndarray, bary: np.ndarray) -> np.ndarray:
-    corners = values[tri[owner]]  # (k, 3, d)
-    return np.einsum("kc,kcd->kd", bary, corners)
-
-
 @dataclass
 class SurfaceDetail:
     """A model's own normal maps: per triangle its material, per vertex the maps' tangents and UVs,
@@ -339,11 +334,12 @@ def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray] | HighSurfac
     owner, bary = _rasterize(luv[tri].astype(np.float64), size)
     covered = owner >= 0
     k_owner, k_bary = owner[covered], bary[covered].astype(np.float64)
-    point = _interpolate(lp.astype(np.float64), tri, k_owner, k_bary)
-    normal = _unit(_interpolate(ln.astype(np.float64), tri, k_owner, k_bary))
-    tangent = _interpolate(tangents[:, :3].astype(np.float64), tri, k_owner, k_bary)
+    k_corners = tri[k_owner]
+    point = interpolate(lp, k_corners, k_bary)
+    normal = _unit(interpolate(ln, k_corners, k_bary))
+    tangent = interpolate(tangents[:, :3], k_corners, k_bary)
     tangent = _unit(tangent - normal * np.einsum("ij,ij->i", normal, tangent)[:, None])
-    handed = np.where(_interpolate(tangents[:, 3:].astype(np.float64), tri, k_owner, k_bary)[:, 0] < 0, -1.0, 1.0)
+    handed = np.where(interpolate(tangents[:, 3:], k_corners, k_bary)[:, 0] < 0, -1.0, 1.0)
     bitangent = np.cross(normal, tangent) * handed[:, None]
 
     scene, htri, hn = high.scene, high.tri, high.normals

@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .model import Model
+from .model import Model, interpolate
 
 Frame = tuple[float, float, float, float]  # (left, right, bottom, top) on the image plane, meters
 _FRAGMENT_CHUNK = 4_000_000  # candidate pixels per vectorized batch (bounds peak memory)
@@ -246,15 +246,6 @@ def texture_pixels(data: bytes, max_side: int) -> np.ndarray:
     return np.asarray(image, np.float32) / 255.0
 
 
-def _interpolate(bary: np.ndarray, values: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """Per pixel, a vertex attribute (n, d) blended over its triangle's `corners` (k, 3) with the
-    barycentrics `bary` (k, 3), in float32."""
-    out = values.take(corners[:, 0], axis=0).astype(np.float32) * bary[:, 0, None]
-    for i in (1, 2):
-        out += values.take(corners[:, i], axis=0).astype(np.float32) * bary[:, i, None]
-    return out
-
-
 def sample_bilinear(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     """Bilinear lookup with clamp-to-edge; uv (k, 2) in glTF convention (v down).
 
@@ -340,7 +331,7 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
             factor = np.asarray(material.base_color_factor, np.float32)
             rgba = np.tile(factor, (int(sel.sum()), 1))
             if material.base_color_texture is not None and uvs is not None:
-                uv = _interpolate(b if every else b[sel], uvs, corners if every else corners[sel])
+                uv = interpolate(uvs, corners if every else corners[sel], b if every else b[sel])
                 try:
                     texture = texture_pixels(model.image(material.base_color_texture).data, max_side)
                     rgba = rgba * sample_bilinear(texture, uv)
@@ -350,7 +341,7 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
             alpha[sel] = rgba[:, 3] if material.alpha_mode != "OPAQUE" else 1.0
         if lighting:
             right, up, toward = camera_basis(yaw_deg, pitch_deg)
-            n = _interpolate(b, normals, corners)
+            n = interpolate(normals, corners, b)
             n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), np.float32(1e-12))
             if normal_maps and any(m.normal_texture is not None for m in model.materials):
                 from .bake import SurfaceDetail
