@@ -168,23 +168,20 @@ class LevelLook:
 
 
 def judge_level(source: Model, level: Model, screen_size: float, bake: LevelBake | None = None, *,
-                screen_height_px: int = SCREEN_HEIGHT_PX, reference: np.ndarray | Future | None = None
+                screen_height_px: int = SCREEN_HEIGHT_PX, reference: Future | None = None
                 ) -> tuple[Model, LevelLook]:
     """Render `level` beside `source` at `screen_size`; with a bake, also with the baked maps, and
     ship the bake only when it lowers the shading difference by BAKE_MIN_GAIN. Returns the level
-    as it ships (with the baked maps and tangents, or as given) and how it looks. `reference`: the
-    source already rendered from `switch_view(source, screen_size)`, if the caller has it, or a
-    future of that render (waited for once the level's own renders are done)."""
+    as it ships (with the baked maps and tangents, or as given) and how it looks. `reference`: a
+    future of the source's render from `switch_view(source, screen_size)`, if the caller started
+    one (waited for once the level's own renders are done); otherwise it is rendered here."""
     view = switch_view(source, screen_size, screen_height_px=screen_height_px)
     baked_model, written = with_baked_normals(level, bake) if bake is not None and bake.used else (level, [])
     if not written:
         plain_rgba = render_at(level, view)
     else:
         plain_rgba, baked_rgba = render_at(level, view, variants=(baked_model,))
-    if reference is None:
-        reference = render_at(source, view)
-    elif isinstance(reference, Future):
-        reference = reference.result()
+    reference = render_at(source, view) if reference is None else reference.result()
     plain = rendered_difference(reference, plain_rgba)
     if not written:
         reason = "; ".join(bake.notes) if bake is not None and bake.notes else "no bake"
