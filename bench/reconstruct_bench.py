@@ -57,7 +57,7 @@ from pipeline.geometry.reconstruct import (  # noqa: E402
 )
 from pipeline.providers.base import ImageInput  # noqa: E402
 from pipeline.providers.local import LocalProvider  # noqa: E402
-from pipeline.geometry.render import texture_pixels, contact_sheet, preview_png  # noqa: E402
+from pipeline.geometry.render import clear_texture_cache, contact_sheet, preview_png  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "testdata"
 TESTDATA = SHARED / "images"
@@ -144,7 +144,7 @@ def run_case(case: Case, repeat: int) -> dict:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     glb = write_glb(model)
-    texture_pixels.cache_clear()  # time the preview as the pipeline pays it: from the GLB, cold
+    clear_texture_cache()  # time the preview as the pipeline pays it: from the GLB, cold
     started = time.perf_counter()
     preview_png(read_glb(glb))
     preview_seconds = time.perf_counter() - started

@@ -15,9 +15,9 @@ from pydantic import Field
 from ..asset_settings import (LOD0_MAX_TRIANGLES, LOD0_MIN_TRIANGLES, AssetSettings, LodSettings, SettingsError,
                               describe, parse_settings)
 from ..categories import category as category_row
-from ..geometry.lod_look import bake_and_judge, look_strip
+from ..geometry.lod_look import build_and_judge, look_strip
 from ..geometry.glb import read_glb, write_glb
-from ..geometry.lod import LodBudget, build_lod_chain
+from ..geometry.lod import LodBudget
 from ..geometry.render import side_by_side
 from ..resources import KilnStorage
 from .common import FOLLOW_UPSTREAM, bounds_metadata, classified_failures, game_assets, lineage_metadata, md_table
@@ -122,9 +122,8 @@ def _build_chain(context: dg.AssetExecutionContext, config: LodConfig, storage: 
     else:
         model = read_glb(store.get(generated_model["glb_sha256"]))
         levels = []
-        chain = build_lod_chain(model, budget)
+        chain, bakes = build_and_judge(model, budget)
         notes = chain.notes
-        bakes = bake_and_judge(model, chain)
         for lod, bake in zip(chain, bakes):
             look = lod.look
             normal_map = None

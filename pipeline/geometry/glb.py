@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .model import (ALPHA_MODES, REPEAT, Material, Model, Primitive, Sampler, Texture, TextureRef,
-                    TextureTransform)
+                    TextureTransform, column_range)
 
 GLB_MAGIC = 0x46546C67  # b"glTF"
 CHUNK_JSON = 0x4E4F534A
@@ -1166,8 +1166,9 @@ class GlbBuilder:
         if with_bounds and count:
             flat = array.reshape(count, width)
             cast = float if array.dtype.kind == "f" else int
-            acc["min"] = [cast(v) for v in flat.min(axis=0)]
-            acc["max"] = [cast(v) for v in flat.max(axis=0)]
+            lo, hi = column_range(flat)
+            acc["min"] = [cast(v) for v in lo]
+            acc["max"] = [cast(v) for v in hi]
         self.doc["accessors"].append(acc)
         return len(self.doc["accessors"]) - 1
 

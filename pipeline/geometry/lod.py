@@ -30,7 +30,7 @@ import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import numpy as np
 from PIL import Image
@@ -814,6 +814,7 @@ def build_lod_chain(
     texture_sizes: tuple[int, ...] | None = (2048, 1024, 512, 256),
     samples: int = 20_000,
     seed: int = 0,
+    on_level: Callable[[Future], None] | None = None,
 ) -> LodChain:
     """The LOD chain of `model` (the normalized source) under `budget`.
 
@@ -826,6 +827,9 @@ def build_lod_chain(
     the error bound wins and `LodLevel.over_ceiling` shows the deficit.
 
     texture_sizes: largest texture side per level (the last repeats); None keeps textures as is.
+    on_level: called on this thread with a Future of each LodLevel as soon as the search accepts
+      it (the level is assembled on the pool), so a caller can bake and judge a level while the
+      next one is searched (`lod_look.build_and_judge`).
     Materials keep their order and indices in every level. Deterministic: the same input gives
     the same levels, whatever the thread scheduling.
     """
@@ -857,10 +861,30 @@ def build_lod_chain(
             texture_jobs[index] = pool.submit(_texture_levels, model.textures[index], sides, _image_space(uses))
         meter_job = pool.submit(_Meter, model, samples, seed)
 
+        def assemble(level: int, cand: _Candidate, tried: list[tuple[int, float]], jobs: list[Future]) -> LodLevel:
+            # Every image at this level's size; materials keep pointing at the same indices.
+            textures, texture_sides = list(model.textures), []
+            for index, job in texture_jobs.items():
+                textures[index], side = job.result()[sides[level]]
+                texture_sides.append(side)
+            # a primitive simplified away (a tiny part at a far level) leaves no empty primitive
+            lod_model = dataclasses.replace(
+                model, primitives=[p for p in (j.result() for j in jobs) if p.triangle_count],
+                materials=list(model.materials), textures=textures, name=f"{model.name}_LOD{level}")
+            return LodLevel(
+                level=level, model=lod_model, triangles=lod_model.triangle_count,
+                vertices=lod_model.vertex_count, error_m=cand.error_m, error_mean_m=cand.error_mean_m,
+                error_estimate_m=float(cand.estimate), screen_size=budget.screen_sizes[level],
+                method=cand.method, texture_size=max(texture_sides) if texture_sides else None,
+                error_limit_m=budget.error_limit_m(level, size), triangle_ceiling=budget.ceiling(level),
+                searched=tried,
+            )
+
         # Geometry: the search runs here (each level needs the one before); each accepted level's
-        # GPU optimization runs on the pool meanwhile (ctypes releases the GIL).
+        # GPU optimization and assembly run on the pool meanwhile (ctypes releases the GIL). The
+        # pool's jobs only wait for jobs submitted before them, so they cannot deadlock.
         previous = _Candidate(base, total, 0.0, "source")
-        accepted: list[tuple[_Candidate, list[tuple[int, float]], list[Future]]] = []
+        assembled: list[Future] = []
         for level in range(budget.levels):
             bound = budget.error_limit_m(level, size)
             most = total if level == 0 else int(MIN_STEP * previous.triangles)
@@ -888,29 +912,13 @@ def build_lod_chain(
             # source tangents stay valid only where the geometry is unchanged
             jobs = [pool.submit(_finish, src, idx, diagonal, best.method == "source")
                     for src, idx in zip(sources, best.indices)]
-            accepted.append((best, tried, jobs))
+            assembled.append(pool.submit(assemble, level, best, tried, jobs))
+            if on_level is not None:
+                on_level(assembled[-1])
             previous = best
 
         seconds["search"] = time.perf_counter() - started
-        chain: list[LodLevel] = []
-        for level, (cand, tried, jobs) in enumerate(accepted):
-            # Every image at this level's size; materials keep pointing at the same indices.
-            textures, texture_sides = list(model.textures), []
-            for index, job in texture_jobs.items():
-                textures[index], side = job.result()[sides[level]]
-                texture_sides.append(side)
-            # a primitive simplified away (a tiny part at a far level) leaves no empty primitive
-            lod_model = dataclasses.replace(
-                model, primitives=[p for p in (j.result() for j in jobs) if p.triangle_count],
-                materials=list(model.materials), textures=textures, name=f"{model.name}_LOD{level}")
-            chain.append(LodLevel(
-                level=level, model=lod_model, triangles=lod_model.triangle_count,
-                vertices=lod_model.vertex_count, error_m=cand.error_m, error_mean_m=cand.error_mean_m,
-                error_estimate_m=float(cand.estimate), screen_size=budget.screen_sizes[level],
-                method=cand.method, texture_size=max(texture_sides) if texture_sides else None,
-                error_limit_m=budget.error_limit_m(level, size), triangle_ceiling=budget.ceiling(level),
-                searched=tried,
-            ))
+        chain = [job.result() for job in assembled]
     meter_job.result().close()
     seconds["total"] = time.perf_counter() - started
     return LodChain(chain, budget.levels, notes, seconds)

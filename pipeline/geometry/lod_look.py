@@ -38,7 +38,7 @@ from scipy.spatial import cKDTree
 from PIL import Image
 
 from .bake import HighSurface, LevelBake, bake_level, with_baked_normals
-from .lod import SCREEN_HEIGHT_PX, LodLevel, model_size
+from .lod import SCREEN_HEIGHT_PX, LodBudget, LodChain, LodLevel, build_lod_chain, model_size
 from .model import Model
 from .render import Frame, fit_frame, render_variants, sheet
 
@@ -200,53 +200,102 @@ def judge_level(source: Model, level: Model, screen_size: float, bake: LevelBake
 def bake_and_judge(source: Model, chain: list[LodLevel], *, normal_map_px: int = NORMAL_MAP_PX,
                    seconds: dict[str, float] | None = None) -> list[LevelBake | None]:
     """Bake a normal map onto every level after LOD0 (from the normalized source, `bake_px` texels a
-    side, at most `normal_map_px`) and judge each
-    level at its switch size; sets each level's `model` (with the bake where it ships) and `look`.
-    Returns the bakes (None for LOD0), for their notes and maps.
+    side, at most `normal_map_px`) and judge each level at its switch size; sets each level's
+    `model` (with the bake where it ships) and `look`. Returns the bakes (None for LOD0), for
+    their notes and maps. LOD0 left as the source's own geometry is not rendered: it is the
+    source (difference 0).
 
-    LOD0 left as the source's own geometry is not rendered: it is the source (difference 0).
-    `seconds` (optional) receives where the wall time went: bake (rays, maps) and judge (renders)."""
-    seconds = {} if seconds is None else seconds
-    seconds.update(bake=0.0, judge=0.0)
-    clock = time.perf_counter()
-    # The source's renders run on a second thread while the levels bake (numpy and embree release
-    # the GIL): the source is the largest mesh, so its renders are most of the judging.
-    # LOD0 is judged last (it has no bake to overlap with its source render).
-    order = [lod for lod in chain if lod.level] + [lod for lod in chain if not lod.level]
-    pool = ThreadPoolExecutor(1)
-    references = {lod.level: pool.submit(render_at, source, switch_view(source, lod.screen_size))
-                  for lod in order if lod.method != "source"}
+    `seconds` (optional) receives where the time went, summed over the two threads the work runs
+    on: bake (rays, maps) and judge (renders)."""
+    looks = _Looks(source, normal_map_px, seconds, bakes=len(chain) > 1)
     try:
-        bakes = _bake_and_judge(source, order, normal_map_px, seconds, clock, references)
-        return [bakes[order.index(lod)] for lod in chain]
+        for lod in chain:
+            done: Future = Future()
+            done.set_result(lod)
+            looks.add(done)
+        return looks.results()
     finally:
-        pool.shutdown(cancel_futures=True)
+        looks.close()
 
 
-def _bake_and_judge(source: Model, chain: list[LodLevel], normal_map_px: int, seconds: dict[str, float],
-                    clock: float, references: dict) -> list[LevelBake | None]:
-    high = HighSurface.of(source) if len(chain) > 1 else None
-    size = model_size(source)
-    bakes: list[LevelBake | None] = []
-    for lod in chain:
-        bake = None
-        if lod.level and high is not None:
-            # look for the source surface no farther than twice the level's measured error
-            bake = bake_level(high, lod.model, lod.level, size=bake_px(lod, largest=normal_map_px),
-                              max_distance_m=max(2.0 * lod.error_m, 1e-4 * size))
-        seconds["bake"] += time.perf_counter() - clock
+def build_and_judge(source: Model, budget: LodBudget, *, normal_map_px: int = NORMAL_MAP_PX,
+                    seconds: dict[str, float] | None = None, **chain_options
+                    ) -> tuple[LodChain, list[LevelBake | None]]:
+    """`build_lod_chain`, then `bake_and_judge`, overlapped: each level is baked and judged (on two
+    threads) as soon as the search accepts it, while the next level is searched, whose
+    simplifications keep one core busy. The same levels, bakes and looks as the two calls in turn.
+    `chain_options` go to `build_lod_chain`."""
+    looks = _Looks(source, normal_map_px, seconds, bakes=budget.levels > 1)
+    try:
+        chain = build_lod_chain(source, budget, on_level=looks.add, **chain_options)
+        return chain, looks.results()
+    finally:
+        looks.close()
+
+
+class _Looks:
+    """Bakes and judgements of a chain's levels on a pool of two threads (numpy, embree and the
+    renderer's large array passes release the GIL), in the order the levels arrive. Per level,
+    the source's render at the level's switch size and the level's bake run side by side, then
+    the judgement that needs both. A job waits only for jobs submitted before it (and for the
+    level, assembled elsewhere), so the pool cannot deadlock."""
+
+    def __init__(self, source: Model, normal_map_px: int, seconds: dict[str, float] | None, *, bakes: bool):
+        self.source, self.normal_map_px, self.size = source, normal_map_px, model_size(source)
+        self.seconds = {} if seconds is None else seconds
+        self.seconds.update(bake=0.0, judge=0.0)
+        self.pool = ThreadPoolExecutor(2)
+        # the source's ray-tracing surface, built once for every level baked
+        self.high = self.pool.submit(self._timed, "bake", HighSurface.of, source) if bakes else None
+        self.jobs: list[tuple[Future, Future]] = []  # per level: (bake, judgement)
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+    def _timed(self, part: str, fn, *args, **kwargs):
         clock = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds[part] += time.perf_counter() - clock
+
+    def add(self, level: Future) -> None:
+        """Bake (levels after LOD0) and judge the LodLevel that `level` (a Future) holds."""
+        reference = self.pool.submit(self._reference, level)
+        bake = self.pool.submit(self._bake, level)
+        self.jobs.append((bake, self.pool.submit(self._judge, level, bake, reference)))
+
+    def _reference(self, level: Future) -> np.ndarray | None:
+        lod: LodLevel = level.result()
         if lod.method == "source":
-            view = switch_view(source, lod.screen_size)
+            return None
+        return self._timed("judge", render_at, self.source, switch_view(self.source, lod.screen_size))
+
+    def _bake(self, level: Future) -> LevelBake | None:
+        lod: LodLevel = level.result()
+        if not lod.level or self.high is None:
+            return None
+        high = self.high.result()
+        # look for the source surface no farther than twice the level's measured error
+        return self._timed("bake", bake_level, high, lod.model, lod.level,
+                           size=bake_px(lod, largest=self.normal_map_px),
+                           max_distance_m=max(2.0 * lod.error_m, 1e-4 * self.size))
+
+    def _judge(self, level: Future, bake: Future, reference: Future) -> None:
+        lod: LodLevel = level.result()
+        if lod.method == "source":
+            view = switch_view(self.source, lod.screen_size)
             zero = RenderedDifference(0.0, 0.0, 0.0)
             lod.look = LevelLook(view, zero, zero, None, False, "the source's own geometry", None, None)
-        else:
-            lod.model, lod.look = judge_level(source, lod.model, lod.screen_size, bake,
-                                              reference=references[lod.level])
-        seconds["judge"] += time.perf_counter() - clock
-        clock = time.perf_counter()
-        bakes.append(bake)
-    return bakes
+            return
+        made = bake.result()
+        reference.result()  # both inputs first, so the judgement's time is its own
+        lod.model, lod.look = self._timed("judge", judge_level, self.source, lod.model, lod.screen_size, made,
+                                          reference=reference)
+
+    def results(self) -> list[LevelBake | None]:
+        """Waits for every level's work; returns the bakes in level order (None where none)."""
+        return [(judgement.result(), bake.result())[1] for bake, judgement in self.jobs]
 
 
 def look_strip(chain: list[LodLevel], *, cell: int = 128) -> Image.Image:

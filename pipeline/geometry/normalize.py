@@ -31,7 +31,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .model import Model, Primitive
+from .model import Model, Primitive, column_range
 
 # Triangles with a NaN or infinite corner are dropped, out loud (`nonfinite_triangles`); when more
 # than this share of the model is broken, the file itself is suspect (a bad export, a corrupt
@@ -181,7 +181,7 @@ def normalize(
     for p in parts:
         p.pid = pid[start : start + len(p.pos)]
         start += len(p.pos)
-    lo, hi = unique_pos.min(axis=0).astype(np.float64), unique_pos.max(axis=0).astype(np.float64)
+    lo, hi = (v.astype(np.float64) for v in column_range(unique_pos))
     diag = float(np.linalg.norm(hi - lo))
 
     for p in parts:
@@ -206,8 +206,8 @@ def normalize(
         p.compact()
     report.normals_computed += _fill_normals(parts, len(unique_pos))
 
-    lo = np.min([p.pos.min(axis=0) for p in parts], axis=0)
-    hi = np.max([p.pos.max(axis=0) for p in parts], axis=0)
+    ranges = [column_range(p.pos) for p in parts]
+    lo, hi = np.min([r[0] for r in ranges], axis=0), np.max([r[1] for r in ranges], axis=0)
     size = hi - lo
     report.source_size = [float(v) for v in size]
     scale = 1.0

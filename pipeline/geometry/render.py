@@ -120,15 +120,20 @@ def rasterize(screen: np.ndarray, depth: np.ndarray, triangles: np.ndarray, widt
     area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)  # < 0: counter-clockwise on screen (y up)
     live = (hi_x >= lo_x) & (hi_y >= lo_y) & (np.abs(area) > 1e-12)
     live &= ~(np.asarray(cull, bool) & (area > 0))
+    # Only the triangles that cover a pixel centre go on: at a far switch size most of a dense
+    # mesh's triangles fall between pixel centres, and a back-facing half is culled.
+    keep = np.flatnonzero(live)
+    x0, y0, x1, y1, x2, y2, area = x0[keep], y0[keep], x1[keep], y1[keep], x2[keep], y2[keep], area[keep]
+    lo_x, lo_y, hi_x, hi_y = lo_x[keep], lo_y[keep], hi_x[keep], hi_y[keep]
     # Barycentrics and depth are affine in the pixel position: w = A x + B y + C, with x, y taken
     # relative to each triangle's first candidate pixel centre so that float32 keeps them exact.
-    inv = 1.0 / np.where(live, area, 1.0)
+    inv = 1.0 / area
     ox, oy = lo_x + 0.5, lo_y + 0.5
     a0, b0 = -(y2 - y1) * inv, (x2 - x1) * inv
     c0 = ((x2 - x1) * (oy - y1) - (y2 - y1) * (ox - x1)) * inv
     a1, b1 = -(y0 - y2) * inv, (x0 - x2) * inv
     c1 = ((x0 - x2) * (oy - y2) - (y0 - y2) * (ox - x2)) * inv
-    z = depth[triangles].astype(np.float64)
+    z = depth[triangles[keep]].astype(np.float64)
     az = a0 * (z[:, 0] - z[:, 2]) + a1 * (z[:, 1] - z[:, 2])
     bz = b0 * (z[:, 0] - z[:, 2]) + b1 * (z[:, 1] - z[:, 2])
     cz = c0 * (z[:, 0] - z[:, 2]) + c1 * (z[:, 1] - z[:, 2]) + z[:, 2]
@@ -137,7 +142,7 @@ def rasterize(screen: np.ndarray, depth: np.ndarray, triangles: np.ndarray, widt
     frag_pix, frag_depth, frag_tri, frag_bary = [], [], [], []
     k, prev = 1, 0
     while prev < max(width, height):
-        ids = np.flatnonzero(live & (span > prev) & (span <= k))
+        ids = np.flatnonzero((span > prev) & (span <= k))
         chunk = max(1, _FRAGMENT_CHUNK // (k * k))
         offs = np.arange(k, dtype=np.float32)
         for start in range(0, len(ids), chunk):
@@ -163,7 +168,7 @@ def rasterize(screen: np.ndarray, depth: np.ndarray, triangles: np.ndarray, widt
             frag_bary.append(np.stack([b0_, b1_, 1 - b0_ - b1_], axis=1))
             frag_depth.append(c[ci, 6] * xx + c[ci, 7] * yy + c[ci, 8])
             frag_pix.append((lo_y[tt] + yy) * width + lo_x[tt] + xx)
-            frag_tri.append(tt)
+            frag_tri.append(keep[tt])
         prev, k = k, k * 2
     if not frag_pix:
         return tri.reshape(height, width), bary.reshape(height, width, 3)
@@ -233,12 +238,34 @@ def render_mask(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, s
     return tri >= 0
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
+def _decoded(data: bytes) -> Image.Image:
+    """An encoded image decoded to RGBA at full size, shared by the sizes `texture_pixels` is asked
+    for (a judged chain renders one texture at four switch sizes; a 2048 px PNG takes ~0.1 s)."""
+    return Image.open(io.BytesIO(data)).convert("RGBA")
+
+
 def texture_pixels(data: bytes, max_side: int) -> np.ndarray:
-    """Decoded base colour texture (float32 RGB, linear-in-sRGB-values) no larger than max_side."""
+    """Decoded base colour texture (float32 RGBA, linear-in-sRGB-values) no larger than max_side."""
+    with Image.open(io.BytesIO(data)) as header:  # reads the header only
+        side = max(header.size)
+    return _texture_pixels(data, min(max_side, side))  # one cached array for every size above the image's
+
+
+def clear_texture_cache() -> None:
+    """Forget every decoded texture (benchmarks time the decode as a fresh process pays it)."""
+    _texture_pixels.cache_clear()
+    _decoded.cache_clear()
+
+
+@lru_cache(maxsize=8)
+def _texture_pixels(data: bytes, max_side: int) -> np.ndarray:
     image = Image.open(io.BytesIO(data))
-    image.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced size directly
-    image = image.convert("RGBA")
+    if image.format == "JPEG":
+        image.draft("RGB", (max_side, max_side))  # decoded at reduced size directly
+        image = image.convert("RGBA")
+    else:
+        image = _decoded(data)
     if max(image.size) > max_side:
         scale = max_side / max(image.size)
         image = image.resize((max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale))),

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .glb import GlbError, _Reader, parse_container, read_glb, structural_problems
-from .model import Model
+from .model import Model, column_range
 from .normalize import degenerate_mask
 
 Severity = Literal["error", "warn"]
@@ -150,7 +150,7 @@ def _data_problems(document: dict[str, Any], binary: bytes) -> list[str]:
             if values is not None:
                 problems.append(f"accessors[{i}] min/max has {width} components for a {acc['type']}")
             continue
-        for key, actual in (("min", values.min(axis=0)), ("max", values.max(axis=0))):
+        for key, actual in zip(("min", "max"), column_range(values)):
             if key not in acc:
                 continue
             declared = np.asarray(acc[key], np.float64)
