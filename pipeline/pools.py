@@ -1,4 +1,5 @@
-"""One Dagster concurrency pool per provider (`kiln/<provider>`), claimed at run time.
+"""One Dagster concurrency pool per provider (`kiln/<provider>`), claimed at run time, and the run
+queue that knows each run's provider.
 
 A pool named on the asset decorator is fixed, but Kiln picks the provider per asset and per run, so
 `generated_model` claims its provider's pool itself through the instance's concurrency store, the
@@ -15,7 +16,11 @@ from typing import Iterator
 
 import dagster as dg
 
+from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
+
 from .providers import POOL_LIMITS, pool_for
+
+PROVIDER_TAG = "kiln/provider"
 
 
 @contextmanager
@@ -46,3 +51,39 @@ def provider_slot(context: dg.AssetExecutionContext, provider: str, *, poll_s: f
         yield
     finally:
         storage.free_concurrency_slot_for_step(run_id, step_key)
+
+
+def run_provider(run: dg.DagsterRun) -> str | None:
+    """The run's generator: its `kiln/provider` tag, else what its partition's concept folder asks
+    for (the daemon reads the same concepts folder as the sensor); None for runs of no game asset."""
+    if PROVIDER_TAG in run.tags:
+        return run.tags[PROVIDER_TAG]
+    asset_id = run.tags.get("dagster/partition")
+    if not asset_id:
+        return None
+    from . import concepts, settings
+
+    try:
+        return concepts.provider_of(concepts.list_files(settings.concepts_dir() / asset_id))
+    except (concepts.ConceptError, OSError):
+        return None
+
+
+class ProviderRunCoordinator(QueuedRunCoordinator):
+    """Dagster's run queue, with every run tagged `kiln/provider` before it is queued.
+
+    The queue's per-provider limits (`concurrency: runs: tag_concurrency_limits` in dagster.yaml)
+    match runs by that tag, which only the new_concept_art sensor's runs carried: a backfill's or
+    an automation run had none, so a backfill of a thousand assets could fill every run slot with
+    runs of one provider, each then waiting in a process for that provider's pool while another
+    provider's pool sat idle. Tagged here, a run over its provider's limit stays queued and the
+    runs behind it start (a run blocked by a tag limit does not block the runs after it)."""
+
+    def submit_run(self, context: SubmitRunContext) -> dg.DagsterRun:
+        run = context.dagster_run
+        if PROVIDER_TAG not in run.tags:
+            provider = run_provider(run)
+            if provider is not None:
+                self._instance.add_run_tags(run.run_id, {PROVIDER_TAG: provider})
+                context = SubmitRunContext(self._instance.get_run_by_id(run.run_id), context.workspace)
+        return super().submit_run(context)

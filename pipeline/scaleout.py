@@ -37,8 +37,9 @@ from dagster_celery.config import TASK_RESUME_JOB_NAME
 from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG, DAGSTER_CELERY_TASK_ID_TAG
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
 
+from .pools import run_provider
+
 VENDOR_QUEUE_ENV = "KILN_VENDOR_QUEUE"
-PROVIDER_TAG = "kiln/provider"
 PING_TIMEOUT_S = 2.0
 PING_TRIES = 2
 
@@ -88,7 +89,7 @@ def run_queue(run: DagsterRun, default_queue: str) -> str:
     if DAGSTER_CELERY_QUEUE_TAG in run.tags:
         return run.tags[DAGSTER_CELERY_QUEUE_TAG]
     vendor_queue = os.environ.get(VENDOR_QUEUE_ENV)
-    if vendor_queue and _provider(run) in _remote_providers():
+    if vendor_queue and run_provider(run) in _remote_providers():
         return vendor_queue
     return default_queue
 
@@ -97,22 +98,6 @@ def _remote_providers() -> frozenset[str]:
     from .providers import REMOTE_PROVIDERS
 
     return frozenset(REMOTE_PROVIDERS)
-
-
-def _provider(run: DagsterRun) -> str | None:
-    """The `kiln/provider` tag (runs of new_concept_art), else what the partition's folder asks for
-    (backfills, automation): the launcher reads the same concepts folder as the sensor."""
-    if PROVIDER_TAG in run.tags:
-        return run.tags[PROVIDER_TAG]
-    asset_id = run.tags.get("dagster/partition")
-    if not asset_id:
-        return None
-    from . import concepts, settings
-
-    try:
-        return concepts.provider_of(concepts.list_files(settings.concepts_dir() / asset_id))
-    except (concepts.ConceptError, OSError):
-        return None
 
 
 def worker_app() -> Celery:

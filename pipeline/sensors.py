@@ -11,6 +11,7 @@ from . import concepts, settings
 from .assets.common import game_assets, record_failure
 from .export.status import read_status
 from .jobs import asset_job, catalog_job
+from .pools import PROVIDER_TAG
 from .resources import KilnStorage
 
 
@@ -85,7 +86,7 @@ def new_concept_art(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             left_for_backfill += 1  # registered (make register, the UI), never run: a backfill's job
             continue
         tags = {"kiln/asset_id": asset_id, "kiln/content_hash": folder.content_hash,
-                "kiln/provider": concepts.provider_of(folder)}
+                PROVIDER_TAG: concepts.provider_of(folder)}
         old = renamed_from.get(folder.art_hash[:16]) if folder.art_hash else None
         if asset_id not in existing and not before and old in retired and copies[folder.art_hash[:16]] == 1:
             tags["kiln/renamed_from"] = old

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from pathlib import Path
+from typing import Any
 
 from . import settings
 
@@ -133,15 +135,32 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def s3_client():
-    """A boto3 S3 client from the standard credential chain; AWS_ENDPOINT_URL_S3 selects the server."""
-    import boto3
-    from botocore.config import Config
+# What selects an S3 client's server and credentials; a cached client is reused only while they stay
+# the same, in the same process (a client must not cross a fork: its connection pool would be shared).
+_S3_ENV = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+           "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE",
+           "AWS_SHARED_CREDENTIALS_FILE")
+_s3_clients: dict[tuple, Any] = {}
+_s3_lock = threading.Lock()
 
-    return boto3.client(
-        "s3",
-        config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
-    )
+
+def s3_client():
+    """A boto3 S3 client from the standard credential chain; AWS_ENDPOINT_URL_S3 selects the server.
+
+    One client per process and environment: creating one costs ~0.1 s of CPU (botocore loads and
+    parses its service model), several times per run, and boto3 clients are thread-safe."""
+    key = (os.getpid(), *(os.environ.get(name) for name in _S3_ENV))
+    with _s3_lock:
+        client = _s3_clients.get(key)
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            client = _s3_clients[key] = boto3.client(
+                "s3",
+                config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
+            )
+        return client
 
 
 class S3BlobStore(BlobStore):

@@ -195,6 +195,37 @@ def test_run_queue_limits_come_from_dagster_yaml(instance):
     assert team["concurrency"] == yaml.safe_load((ROOT / "dagster.yaml").read_text())["concurrency"]
 
 
+def test_queued_runs_carry_their_provider_so_backfills_keep_the_provider_limits(kiln_env, instance):
+    """A backfill's runs name only their partition; the run queue tags each with the provider its
+    folder asks for before queueing it, so `kiln/provider` limits hold for them as for the sensor's."""
+    from dagster._core.run_coordinator import SubmitRunContext
+
+    from pipeline.pools import PROVIDER_TAG, ProviderRunCoordinator
+
+    make_folder(kiln_env, "statue", toml='provider = "hunyuan3d"\n')
+    make_folder(kiln_env, "crate")
+    assert isinstance(instance.run_coordinator, ProviderRunCoordinator)
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    job = defs.resolve_job_def("kiln_asset_job")
+    where = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="pipeline.definitions"))
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(where, "__repository__"), job.name)
+    submitted = {}
+    for key in ("statue", "crate", "gone"):
+        run = instance.create_run_for_job(job, tags={"dagster/partition": key, "dagster/backfill": "b1"},
+                                          remote_job_origin=origin)
+        submitted[key] = instance.run_coordinator.submit_run(SubmitRunContext(run, workspace=None))
+    assert submitted["statue"].tags[PROVIDER_TAG] == "hunyuan3d"
+    assert submitted["crate"].tags[PROVIDER_TAG] == "local"
+    assert PROVIDER_TAG not in submitted["gone"].tags  # no folder: nothing to tell, queued as is
+    assert all(r.status == dg.DagsterRunStatus.QUEUED for r in submitted.values())
+    # a run that already names its provider (the sensor's) keeps it
+    run = instance.create_run_for_job(job, tags={"dagster/partition": "crate", PROVIDER_TAG: "runware"},
+                                      remote_job_origin=origin)
+    assert instance.run_coordinator.submit_run(SubmitRunContext(run, None)).tags[PROVIDER_TAG] == "runware"
+
+
 def test_instance_remembers_its_data_folder_and_warns_when_it_changes(tmp_path, monkeypatch, capsys):
     home = tmp_path / "home"
     home.mkdir()

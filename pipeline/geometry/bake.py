@@ -125,12 +125,13 @@ def perturb_normals(normal: np.ndarray, tangent: np.ndarray, texel: np.ndarray, 
     """Shading normals from a tangent-space normal map, glTF 2.0's frame: normalize(x T + y B + z N)
     with N the unit surface normal (k, 3), T the interpolated tangent (k, 4: xyz, w) made orthogonal
     to N, B = w * cross(N, T), and (x, y, z) the texel (k, 3, in 0..1 as stored) mapped to [-1, 1]
-    with x, y times normalTexture.scale (OpenGL-style map: +Y up the image)."""
-    m = np.asarray(texel, np.float64) * 2.0 - 1.0
+    with x, y times normalTexture.scale (OpenGL-style map: +Y up the image). In the normals' float
+    type (the bake's float64, the renderer's float32 per pixel)."""
+    m = np.asarray(texel, normal.dtype) * 2.0 - 1.0
     m[:, :2] *= scale
     t = tangent[:, :3] - normal * np.einsum("ij,ij->i", normal, tangent[:, :3])[:, None]
     t = _unit(t)
-    bitangent = np.cross(normal, t) * np.where(tangent[:, 3:] < 0, -1.0, 1.0)
+    bitangent = np.cross(normal, t) * np.where(tangent[:, 3:] < 0, -1.0, 1.0).astype(normal.dtype)
     return _unit(m[:, :1] * t + m[:, 1:2] * bitangent + m[:, 2:] * normal)
 
 
@@ -276,9 +277,9 @@ class SurfaceDetail:
             sel = np.flatnonzero(materials == material)
             if not len(sel):
                 continue
-            corners, w = triangles[tri[sel]], bary[sel][:, :, None]
-            uv = (self.streams.uvs[corners] * w).sum(axis=1)
-            frame = (self.streams.tangents[corners].astype(np.float64) * w).sum(axis=1)
+            corners, w = triangles[tri[sel]], bary[sel]
+            uv = interpolate(self.streams.uvs, corners, w)
+            frame = interpolate(self.streams.tangents, corners, w)
             out[sel] = perturb_normals(out[sel], frame, sample_bilinear(texels, uv)[:, :3], scale)
         return out
 
