@@ -323,8 +323,14 @@ def run_durations(instance, backfill_id: str) -> dict[str, float]:
     ran = [r.end_time - r.start_time for r in runs]
     queued = [r.start_time - r.create_timestamp.timestamp() for r in runs]
     ok = sum(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records)
+    # the run queue's per-provider limits at work: every run tagged, and the most in flight at once
+    by_provider: dict[str, list[tuple[float, float]]] = {}
+    for r in runs:
+        by_provider.setdefault(r.dagster_run.tags.get("kiln/provider", "untagged"), []).append(
+            (r.start_time, r.end_time))
+    most = {name: max(n for _, n in intervals_at_once(spans)) for name, spans in sorted(by_provider.items())}
     return {"runs": len(records), "succeeded": ok, "run_ids": [r.dagster_run.run_id for r in runs], "mean_run_s": sum(ran) / len(ran), "max_run_s": max(ran),
-            "mean_queued_s": sum(queued) / len(queued)}
+            "mean_queued_s": sum(queued) / len(queued), "most_in_flight_by_provider": most}
 
 
 def run_breakdown(instance, run_id: str) -> dict[str, float]:
@@ -461,7 +467,11 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
                 jobs = [(j.created, j.ready_at) for j in emu.jobs.values() if j.ready_at and j.created >= t0]
                 pools_out[name] = {"limit": limit, **time_full(sampler.pool_samples[pool], limit, t0, t1),
                                    "vendor_jobs": len(jobs),
-                                   "vendor_record": time_full(intervals_at_once(jobs), limit, t0, t1)}
+                                   "vendor_record": time_full(intervals_at_once(jobs), limit, t0, t1),
+                                   # from its first job to its last: the pool's own share of the work
+                                   "own_span": time_full(intervals_at_once(jobs), limit, min(a for a, _ in jobs),
+                                                         max(b for _, b in jobs)) if jobs else {},
+                                   "jobs": sorted(jobs)}
             result.figures["pools"] = pools_out
     return result
 
@@ -517,9 +527,15 @@ def table(results: list[Result], compress: float) -> str:
           f"{VENDOR_SECONDS[0]:.0f}-{VENDOR_SECONDS[1]:.0f} s / {compress:g}x):\n")
         for name, p in r.figures["pools"].items():
             ok = p["full_share"] >= TARGET_POOL_FULL
+            own = p.get("own_span", {}).get("full_share", math.nan)
             w(f"  kiln/{name:10} limit {p['limit']}: full {p['full_share']:6.1%} of the backfill, mean "
               f"{p['mean_busy']:6.1%} busy (vendor's record: {p['vendor_record']['mean_busy']:6.1%} busy, "
-              f"{p['vendor_jobs']} jobs)  target >= {TARGET_POOL_FULL:.0%}: {'met' if ok else 'NOT met'}\n")
+              f"{p['vendor_jobs']} jobs; full {own:6.1%} from its first job to its last)  "
+              f"target >= {TARGET_POOL_FULL:.0%}: {'met' if ok else 'NOT met'}\n")
+        most = r.figures.get("runs", {}).get("most_in_flight_by_provider")
+        if most:
+            w("  most runs in flight at once per provider (the run queue's `kiln/provider` limits): "
+              + ", ".join(f"{k} {v}" for k, v in most.items()) + "\n")
     w("\n" + targets_and_model(results, compress))
     return out.getvalue()
 

@@ -104,10 +104,10 @@ def test_celery_deploy_yaml_builds_the_launcher(tmp_path, monkeypatch):
     assert isinstance(rl, scaleout.KilnCeleryRunLauncher) and rl.broker == "redis://127.0.0.1:1/0"
     assert rl.celery.conf.worker_disable_prefetch is True and rl.celery.conf.result_extended is True
     assert rl.supports_resume_run and rl.supports_check_run_worker_health
-    # every vendor provider's runs are limited to its pool's slots plus one waiting at the pool
+    # every vendor provider's runs are limited to its pool's slots and as many waiting at the pool
     from pipeline.providers import POOL_LIMITS, REMOTE_PROVIDERS
 
     assert config["run_coordinator"]["class"] == "ProviderRunCoordinator"
     limits = {limit["value"]: limit["limit"] for limit in config["concurrency"]["runs"]["tag_concurrency_limits"]
               if limit["key"] == "kiln/provider"}
-    assert {p: limits.get(p) for p in REMOTE_PROVIDERS} == {p: POOL_LIMITS[p] + 1 for p in REMOTE_PROVIDERS}
+    assert {p: limits.get(p) for p in REMOTE_PROVIDERS} == {p: 2 * POOL_LIMITS[p] for p in REMOTE_PROVIDERS}

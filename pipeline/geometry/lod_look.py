@@ -28,6 +28,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -244,6 +245,7 @@ class _Looks:
         self.source, self.normal_map_px, self.size = source, normal_map_px, model_size(source)
         self.seconds = {} if seconds is None else seconds
         self.seconds.update(bake=0.0, judge=0.0)
+        self._lock = threading.Lock()  # the two threads add to `seconds`
         self.pool = ThreadPoolExecutor(2)
         # the source's ray-tracing surface, built once for every level baked
         self.high = self.pool.submit(self._timed, "bake", HighSurface.of, source) if bakes else None
@@ -257,7 +259,8 @@ class _Looks:
         try:
             return fn(*args, **kwargs)
         finally:
-            self.seconds[part] += time.perf_counter() - clock
+            with self._lock:
+                self.seconds[part] += time.perf_counter() - clock
 
     def add(self, level: Future) -> None:
         """Bake (levels after LOD0) and judge the LodLevel that `level` (a Future) holds."""

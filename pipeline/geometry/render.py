@@ -238,7 +238,9 @@ def render_mask(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, s
     return tri >= 0
 
 
-@lru_cache(maxsize=4)
+# Both caches live as long as the process (a worker's runs one after another): small, so a 2048 px
+# texture's float copies (64 MB each) do not pile up across runs.
+@lru_cache(maxsize=2)
 def _decoded(data: bytes) -> Image.Image:
     """An encoded image decoded to RGBA at full size, shared by the sizes `texture_pixels` is asked
     for (a judged chain renders one texture at four switch sizes; a 2048 px PNG takes ~0.1 s)."""
@@ -258,7 +260,7 @@ def clear_texture_cache() -> None:
     _decoded.cache_clear()
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def _texture_pixels(data: bytes, max_side: int) -> np.ndarray:
     image = Image.open(io.BytesIO(data))
     if image.format == "JPEG":
