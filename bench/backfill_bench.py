@@ -609,8 +609,9 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2", help="worker counts to measure, e.g. 1,2")
     parser.add_argument("--compress", type=float, default=30.0, help="vendor time divided by this (default 30)")
     parser.add_argument("--offline-concurrency", type=int, default=1, help="run processes per worker, offline")
-    parser.add_argument("--vendor-concurrency", type=int, default=8,
-                        help="run processes per worker, vendor (runs mostly wait on the vendor)")
+    parser.add_argument("--vendor-concurrency", type=int, default=13,
+                        help="run processes per worker, vendor (runs mostly wait on the vendor; two workers "
+                             "x 13 hold the 26 runs deploy/dagster.celery.yaml lets the vendors have at once)")
     parser.add_argument("--timeout-s", type=float, default=4 * 3600)
     parser.add_argument("--progress-s", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true", help="keep the working folder (logs) for a look")
