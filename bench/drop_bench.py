@@ -110,9 +110,11 @@ def main() -> int:
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
     (data / "concepts").mkdir(parents=True)
     (data / ".staging").mkdir()
-    env = {"DAGSTER_HOME": str(home), "KILN_DATA_DIR": str(data), "KILN_STORE_URI": "", "KILN_EXPORT_URI": ""}
+    # PYTHONPATH: the daemon loads Kiln's run coordinator from dagster.yaml, whatever the venv's install
+    env = {"DAGSTER_HOME": str(home), "KILN_DATA_DIR": str(data), "KILN_STORE_URI": "", "KILN_EXPORT_URI": "",
+           "PYTHONPATH": str(ROOT)}
     os.environ.update(env)
-    rows = []
+    rows, keep = [], False
     try:
         with dagster_processes(env, daemon=True, log_dir=root / "logs"):
             time.sleep(20)  # the daemon's first sensor ticks on the empty folder
@@ -127,6 +129,7 @@ def main() -> int:
                         if published is None and latest.exists():
                             published = time.time()
                         if time.time() > deadline:
+                            keep = True
                             raise RuntimeError(f"{name} not in catalog.json after 300 s; logs in {root / 'logs'}")
                         time.sleep(0.1)
                     in_catalog = time.time()
@@ -135,7 +138,8 @@ def main() -> int:
                     print(f"{name}: " + "  ".join(f"{k} {v:.1f}" for k, v in row.items()), flush=True)
                     time.sleep(12)  # idle again: the catalog sensor's run (if any) and automation settle
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not keep:  # a failed drop keeps its logs for a look
+            shutil.rmtree(root, ignore_errors=True)
 
     print(f"\ndrop to catalog, offline provider, sample '{args.sample}', {len(rows)} drops "
           f"(load average {os.getloadavg()[0]:.1f})")

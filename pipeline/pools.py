@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import dagster as dg
-
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 
 from .providers import POOL_LIMITS, pool_for

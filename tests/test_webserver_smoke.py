@@ -69,7 +69,13 @@ def test_make_dev_serves_the_project_and_stops_on_ctrl_c(tmp_path, kiln_env):
         assert (tmp_path / "home" / "dagster.yaml").exists(), "make dev prepares DAGSTER_HOME with the project's dagster.yaml"
 
         os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            stuck = subprocess.run(["ps", "-o", "pid,stat,etime,args", "-s", str(proc.pid)], capture_output=True,
+                                   text=True).stdout
+            raise AssertionError(f"make dev still running 60 s after Ctrl-C:\n{stuck}\n"
+                                 + (tmp_path / "dev.log").read_text()[-4000:]) from None
         time.sleep(1)
         leftovers = subprocess.run(["pgrep", "-f", f"-p {port}"], capture_output=True, text=True).stdout.split()
         assert not leftovers, f"processes left running after Ctrl-C: {leftovers}"
