@@ -47,7 +47,10 @@ def test_make_dev_serves_the_project_and_stops_on_ctrl_c(tmp_path, kiln_env):
     port = free_port()
     env = {**os.environ, "PORT": str(port), "DAGSTER_HOME": str(tmp_path / "home"), "KILN_DATA_DIR": str(kiln_env)}
     log = open(tmp_path / "dev.log", "wb")
-    proc = subprocess.Popen(["make", "dev"], cwd=ROOT, env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+    # Ctrl-C reaches `make dev` as it reaches a terminal's: a test run from a background job (a CI
+    # script's `&`) inherits SIGINT ignored, and `dagster dev` would never see it.
+    proc = subprocess.Popen(["make", "dev"], cwd=ROOT, env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while True:
