@@ -198,16 +198,16 @@ def test_run_queue_limits_come_from_dagster_yaml(instance):
 def test_queued_runs_carry_their_provider_so_backfills_keep_the_provider_limits(kiln_env, instance):
     """A backfill's runs name only their partition; the run queue tags each with the provider its
     folder asks for before queueing it, so `kiln/provider` limits hold for them as for the sensor's."""
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
     from dagster._core.run_coordinator import SubmitRunContext
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
     from pipeline.pools import PROVIDER_TAG, ProviderRunCoordinator
 
     make_folder(kiln_env, "statue", toml='provider = "hunyuan3d"\n')
     make_folder(kiln_env, "crate")
     assert isinstance(instance.run_coordinator, ProviderRunCoordinator)
-    from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
-    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-
+    # queued runs need a code location origin; the project's own, as the daemon would load it
     job = defs.resolve_job_def("kiln_asset_job")
     where = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="pipeline.definitions"))
     origin = RemoteJobOrigin(RemoteRepositoryOrigin(where, "__repository__"), job.name)
