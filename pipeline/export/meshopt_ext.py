@@ -24,6 +24,7 @@ import numpy as np
 from pipeline.geometry.glb import CHUNK_BIN, CHUNK_JSON, GLB_MAGIC, GlbError, parse_container
 
 from pipeline.geometry.meshopt import encode_index_buffer, encode_vertex_buffer
+from pipeline.geometry.model import column_range
 
 MESHOPT = "EXT_meshopt_compression"
 QUANTIZATION = "KHR_mesh_quantization"
@@ -136,8 +137,7 @@ def compress_glb(data: bytes, *, position_bits: int = 14) -> bytes:
     # One grid for the whole file, so every level of an MSFT_lod chain shares a transform.
     position_ids = sorted({p["attributes"]["POSITION"] for p in primitives})
     positions = {i: _accessor(doc, binary, i).astype(np.float64) for i in position_ids}
-    lo = np.min([v.min(axis=0) for v in positions.values() if len(v)], axis=0)
-    hi = np.max([v.max(axis=0) for v in positions.values() if len(v)], axis=0)
+    lo, hi = column_range(*(v for v in positions.values() if len(v)))
     steps = (1 << position_bits) - 1
     scale = float(max(hi - lo)) / steps or 1.0
 
@@ -160,7 +160,8 @@ def compress_glb(data: bytes, *, position_bits: int = 14) -> bytes:
         else:
             if semantic == "POSITION":
                 q = np.clip(np.rint((values - lo) / scale), 0, steps).astype(np.uint16)
-                out.update(componentType=_UNSIGNED_SHORT, min=q.min(axis=0).tolist(), max=q.max(axis=0).tolist())
+                q_lo, q_hi = column_range(q)
+                out.update(componentType=_UNSIGNED_SHORT, min=q_lo.tolist(), max=q_hi.tolist())
             elif semantic == "NORMAL":
                 q = np.clip(np.rint(values * 127.0), -127, 127).astype(np.int8)
                 out.update(componentType=_BYTE, normalized=True)

@@ -289,21 +289,21 @@ class Model:
         """Axis-aligned (min, max) over all primitives, in meters."""
         if not self.primitives or not any(p.vertex_count for p in self.primitives):
             return np.zeros(3, np.float32), np.zeros(3, np.float32)
-        ranges = [column_range(p.positions) for p in self.primitives if p.vertex_count]
-        return np.min([lo for lo, _ in ranges], axis=0), np.max([hi for _, hi in ranges], axis=0)
+        return column_range(*(p.positions for p in self.primitives if p.vertex_count))
 
     def size(self) -> np.ndarray:
         lo, hi = self.bounds()
         return hi - lo
 
 
-def column_range(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per column of an (n, d) array, its (min, max), as `values.min(axis=0)` and `.max(axis=0)`
-    (NaN propagates alike). Column by column: numpy's reduction over the long axis of an (n, 3)
-    array is about 20x slower (13 ms against 0.6 ms for 250K vertices)."""
-    lo = np.array([values[:, k].min() for k in range(values.shape[1])], values.dtype)
-    hi = np.array([values[:, k].max() for k in range(values.shape[1])], values.dtype)
-    return lo, hi
+def column_range(*arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, the (min, max) over one or more (n, d) arrays, as `values.min(axis=0)` and
+    `.max(axis=0)` (NaN propagates alike; several arrays: the min of their mins). Column by
+    column: numpy's reduction over the long axis of an (n, 3) array is about 20x slower (13 ms
+    against 0.6 ms for 250K vertices)."""
+    lows = [np.array([a[:, k].min() for k in range(a.shape[1])], a.dtype) for a in arrays]
+    highs = [np.array([a[:, k].max() for k in range(a.shape[1])], a.dtype) for a in arrays]
+    return np.min(lows, axis=0), np.max(highs, axis=0)
 
 
 def face_normals(positions: np.ndarray, indices: np.ndarray) -> np.ndarray:

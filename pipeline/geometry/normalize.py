@@ -206,8 +206,7 @@ def normalize(
         p.compact()
     report.normals_computed += _fill_normals(parts, len(unique_pos))
 
-    ranges = [column_range(p.pos) for p in parts]
-    lo, hi = np.min([r[0] for r in ranges], axis=0), np.max([r[1] for r in ranges], axis=0)
+    lo, hi = column_range(*(p.pos for p in parts))
     size = hi - lo
     report.source_size = [float(v) for v in size]
     scale = 1.0
@@ -368,7 +367,8 @@ def degenerate_mask(positions: np.ndarray, triangles: np.ndarray, *, ids: np.nda
     positions = np.asarray(positions, np.float64)
     if diagonal is None:
         used = positions[triangles.reshape(-1)]
-        diagonal = float(np.linalg.norm(used.max(axis=0) - used.min(axis=0)))
+        low, high = column_range(used)
+        diagonal = float(np.linalg.norm(high - low))
     t = triangles if ids is None else ids[triangles]
     cross = _face_normals(positions, triangles)
     area2 = np.einsum("ij,ij->i", cross, cross)

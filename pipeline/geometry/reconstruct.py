@@ -65,7 +65,7 @@ from skimage.graph import MCP_Geometric
 from . import meshopt
 from .foreground import MIN_PART_AREA, Foreground, ReconstructionError, fill_background, foreground, mask_bbox
 from .model import (CLAMP_TO_EDGE, LINEAR, LINEAR_MIPMAP_LINEAR, Material, Model, Primitive, Sampler, Texture,
-                    TextureRef, vertex_normals)
+                    TextureRef, column_range, vertex_normals)
 from .render import Frame, camera_basis, rasterize, render, render_mask
 
 __all__ = [
@@ -1101,7 +1101,7 @@ def reconstruct(views: list[tuple[str, bytes]], config: ReconstructionConfig | N
 
     # Meters, +Y up, pivot at the bottom centre, exactly height_m tall.
     verts, normals = _turn(verts, base_yaw), _turn(normals, base_yaw)
-    lo, hi = verts.min(axis=0), verts.max(axis=0)
+    lo, hi = column_range(verts)
     scale = config.height_m / max(hi[1] - lo[1], 1e-9)
     pivot = np.array([(lo[0] + hi[0]) / 2, lo[1], (lo[2] + hi[2]) / 2])
     positions = ((verts - pivot) * scale)[vertex_ids]
