@@ -7,6 +7,7 @@ Left unset, both follow the environment (README, *Data layout and settings*): `K
 
 
 import json
+import threading
 from typing import Optional
 
 import dagster as dg
@@ -38,6 +39,22 @@ class KilnStorage(dg.ConfigurableResource):
         return open_target(self.export_location())
 
 
+# Values this process stored for a run, by (store, run, record): the steps of a run that executes
+# in one process (a Celery worker's run, `execute_in_process`) hand them on without a read back
+# from the store. The last WRITTEN_KEPT of them; a value from another run is always read.
+WRITTEN_KEPT = 64
+_written: dict[tuple[str, str, str], bytes] = {}
+_written_lock = threading.Lock()
+
+
+def _remember(key: tuple[str, str, str], data: bytes) -> None:
+    with _written_lock:
+        _written.pop(key, None)
+        _written[key] = data
+        while len(_written) > WRITTEN_KEPT:
+            _written.pop(next(iter(_written)))
+
+
 class ManifestIOManager(dg.ConfigurableIOManager):
     """Asset values (small JSON manifests pointing at blobs) as records in the blob store.
 
@@ -63,15 +80,22 @@ class ManifestIOManager(dg.ConfigurableIOManager):
         values = obj if len(partitions) > 1 else {partitions[0]: obj}
         store = self.storage.blob_store()
         for partition in partitions:
-            store.put_record(self._record(context.asset_key, partition),
-                             json.dumps(values[partition], sort_keys=True).encode())
+            record = self._record(context.asset_key, partition)
+            data = json.dumps(values[partition], sort_keys=True).encode()
+            store.put_record(record, data)
+            _remember((store.uri, context.run_id, record), data)
 
     def load_input(self, context: dg.InputContext):
         store = self.storage.blob_store()
         partitions = self._partitions(context)
         values = {}
+        upstream = context.upstream_output
+        run_id = upstream.run_id if upstream is not None else None
         for partition in partitions:
-            data = store.get_record(self._record(context.asset_key, partition))
+            record = self._record(context.asset_key, partition)
+            # a value this process wrote earlier in the same run is read back as written
+            data = _written.get((store.uri, run_id, record)) if run_id else None
+            data = data if data is not None else store.get_record(record)
             if data is None:
                 raise dg.Failure(
                     f"{context.asset_key.to_user_string()} has no stored value"

@@ -1,7 +1,7 @@
 """Content-addressed blobs (sha256) on local disk or S3, plus small named records.
 
-Blobs are immutable: a blob's key is the sha256 of its bytes, so writing the same bytes twice is a
-no-op and a published blob is never overwritten. Records (`records/<name>`) are the one mutable
+Blobs are immutable: a blob's key is the sha256 of its bytes, so writing the same bytes twice changes
+nothing and a published blob never changes. Records (`records/<name>`) are the one mutable
 corner: durable notes such as a paid generation job's handle, written atomically.
 
 Local writes go to a temp file and are renamed into place; S3 puts carry a SHA-256 checksum that
@@ -163,7 +163,49 @@ def s3_client():
         return client
 
 
+class _RecentBlobs:
+    """Blobs this process wrote or read lately, by store and sha256, at most `limit` bytes (least
+    recently used out first). Blobs are immutable, so a hit is the blob's bytes; it spares the GET
+    when a later step of the same run reads what an earlier one wrote (lod_chain reads the model
+    generated_model put, engine_export and the checks the levels lod_chain put), and the HEAD when
+    the same bytes are put again."""
+
+    def __init__(self, limit: int):
+        self.limit, self.size = limit, 0
+        self._items: dict[tuple[str, str], bytes] = {}  # insertion order = recency
+        self._lock = threading.Lock()
+
+    def get(self, uri: str, sha: str) -> bytes | None:
+        with self._lock:
+            data = self._items.pop((uri, sha), None)
+            if data is not None:
+                self._items[(uri, sha)] = data
+            return data
+
+    def add(self, uri: str, sha: str, data: bytes) -> None:
+        if len(data) > self.limit // 4:
+            return
+        with self._lock:
+            old = self._items.pop((uri, sha), None)
+            self.size += len(data) - (len(old) if old is not None else 0)
+            self._items[(uri, sha)] = data
+            while self.size > self.limit:
+                self.size -= len(self._items.pop(next(iter(self._items))))
+
+
+RECENT_BLOB_BYTES = 64 * 1024 * 1024
+# Below this size a new blob is PUT without a HEAD first: a HEAD costs about what a small PUT does,
+# and a blob already stored is the same bytes under the same key. Above it, the HEAD can spare the
+# upload (a re-generated model that did not change).
+HEAD_FIRST_BYTES = 1024 * 1024
+
+
 class S3BlobStore(BlobStore):
+    """Blobs as objects under `blobs/`, records under `records/`. Blob requests go through a
+    per-process cache of recent blobs (`_RecentBlobs`); records are mutable and always read from S3."""
+
+    recent = _RecentBlobs(RECENT_BLOB_BYTES)
+
     def __init__(self, uri: str, client=None):
         self.uri = uri.rstrip("/")
         self.bucket, self.prefix = parse_s3_uri(self.uri)
@@ -174,8 +216,10 @@ class S3BlobStore(BlobStore):
 
     def put(self, data: bytes, content_type: str = "application/octet-stream") -> str:
         sha = sha256_bytes(data)
-        if not self.exists(sha):
-            self._put(self._key(_blob_key(sha)), data, content_type)
+        if self.recent.get(self.uri, sha) is None:
+            if len(data) < HEAD_FIRST_BYTES or not self.exists(sha):
+                self._put(self._key(_blob_key(sha)), data, content_type)
+            self.recent.add(self.uri, sha, data)
         return sha
 
     def _put(self, key: str, data: bytes, content_type: str) -> None:
@@ -192,17 +236,23 @@ class S3BlobStore(BlobStore):
     def get(self, sha: str) -> bytes:
         from botocore.exceptions import ClientError
 
+        data = self.recent.get(self.uri, sha)
+        if data is not None:
+            return data
         try:
             data = self.client.get_object(Bucket=self.bucket, Key=self._key(_blob_key(sha)))["Body"].read()
         except ClientError as exc:
             raise StorageError(f"blob {sha} is missing from {self.uri}: {exc}") from None
         if sha256_bytes(data) != sha:
             raise StorageError(f"blob {sha} in {self.uri} is corrupt (hash mismatch)")
+        self.recent.add(self.uri, sha, data)
         return data
 
     def exists(self, sha: str) -> bool:
         from botocore.exceptions import ClientError
 
+        if self.recent.get(self.uri, sha) is not None:
+            return True
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(_blob_key(sha)))
             return True

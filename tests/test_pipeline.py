@@ -262,3 +262,24 @@ def test_skinned_import_is_its_bind_pose_or_refused_by_asset_toml(kiln_env, inst
     assert not result.success
     message = failure_text(result)
     assert "model.glb" in message and "skinned" in message and str(folder) in message, message
+
+
+def test_a_run_hands_its_manifests_between_steps_without_reading_them_back(kiln_env, monkeypatch):
+    """The IO manager keeps what a run stored for the run's later steps in the same process; a value
+    from another run (or another process) is read from the store."""
+    from pipeline.resources import KilnStorage, ManifestIOManager
+    from pipeline.storage import LocalBlobStore
+
+    manager = ManifestIOManager(storage=KilnStorage())
+    key = dg.AssetKey("lod_chain")
+    manager.handle_output(dg.build_output_context(asset_key=key, run_id="run-a"), {"levels": [1, 2]})
+    reads = []
+    read = LocalBlobStore.get_record
+    monkeypatch.setattr(LocalBlobStore, "get_record", lambda self, name: reads.append(name) or read(self, name))
+
+    def load(run_id: str):
+        return manager.load_input(dg.build_input_context(
+            asset_key=key, upstream_output=dg.build_output_context(asset_key=key, run_id=run_id)))
+
+    assert load("run-a") == {"levels": [1, 2]} and reads == []
+    assert load("run-b") == {"levels": [1, 2]} and reads == ["manifests/lod_chain/__all__.json"]

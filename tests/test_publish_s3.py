@@ -4,6 +4,8 @@ Content-Types, the never-overwrite versioning rule, and interrupted publishes.""
 from __future__ import annotations
 
 import base64
+import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -14,6 +16,7 @@ from botocore.exceptions import EndpointConnectionError
 from pipeline.export.catalog import collect_assets, rebuild_catalog
 from pipeline.export.profiles import build_profile, level_glbs
 from pipeline.export.publish import LocalTarget, PublishError, S3Target, open_target, publish, read_latest
+from pipeline.storage import HEAD_FIRST_BYTES, S3BlobStore, StorageError, _RecentBlobs
 from tests.test_export_profiles import sample_input
 
 pytest_plugins = ["tests.s3server"]
@@ -34,6 +37,21 @@ def snapshot(client, bucket: str, prefix: str) -> dict[str, tuple[str, str]]:
         for obj in page.get("Contents", []):
             out[obj["Key"]] = (obj["ETag"], str(obj["LastModified"]))
     return out
+
+
+@contextlib.contextmanager
+def requests_made(client):
+    """Counts the S3 requests `client` makes inside the block, by operation."""
+    calls: collections.Counter = collections.Counter()
+
+    def count(model, **_):
+        calls[model.name] += 1
+
+    client.meta.events.register("before-call.s3", count)
+    try:
+        yield calls
+    finally:
+        client.meta.events.unregister("before-call.s3", count)
 
 
 class FailingClient:
@@ -242,3 +260,46 @@ def test_a_complete_version_stands_even_if_a_rebuild_differs(tmp_path):
     published = next(f for f in again.files if f["path"].endswith("web/manifest.json"))
     assert json.loads((tmp_path / published["path"]).read_bytes())["cost_usd"] == 0.25
     assert hashlib.sha256((tmp_path / published["path"]).read_bytes()).hexdigest() == published["sha256"]
+
+
+def test_blob_store_reads_back_what_it_wrote_and_heads_only_large_blobs(s3_server, monkeypatch):
+    client = s3_server.client()
+    store = S3BlobStore(s3_server.uri())
+    fresh = lambda: monkeypatch.setattr(S3BlobStore, "recent", _RecentBlobs(64 * 1024 * 1024))  # noqa: E731
+    fresh()
+    small, large = b"preview" * 100, os.urandom(HEAD_FIRST_BYTES)
+    with requests_made(client) as calls:
+        small_sha = store.put(small)
+        assert calls == {"PutObject": 1}  # no HEAD first: a small PUT costs what a HEAD does
+        assert store.get(small_sha) == small and store.exists(small_sha) and store.put(small) == small_sha
+        assert calls == {"PutObject": 1}  # a later step of the run reads it from the process
+        large_sha = store.put(large)
+        assert calls == {"PutObject": 2, "HeadObject": 1}
+    fresh()  # another process
+    with requests_made(client) as calls:
+        assert store.put(large) == large_sha
+        assert calls == {"HeadObject": 1}  # already stored: not uploaded again
+        assert store.get(small_sha) == small
+        assert calls["GetObject"] == 1
+    fresh()
+    client.put_object(Bucket=s3_server.bucket, Key=store.location(small_sha).split("/", 3)[3], Body=b"edited")
+    with pytest.raises(StorageError, match="corrupt"):
+        store.get(small_sha)
+
+    recent = _RecentBlobs(100)
+    for name in "abcde":
+        recent.add("s3://b", name, name.encode() * 24)
+        recent.get("s3://b", "a") if name == "b" else None  # a read makes `a` recent again
+    assert recent.get("s3://b", "b") is None and recent.get("s3://b", "a") == b"a" * 24  # 120 > 100 bytes: b out
+    recent.add("s3://b", "big", b"x" * 26)  # over a quarter of the limit: not kept
+    assert recent.get("s3://b", "big") is None and recent.size == 96
+
+
+def test_a_new_version_is_published_with_one_listing_and_no_lookup_per_object(s3_server):
+    client = s3_server.client()
+    target = S3Target(s3_server.uri())
+    inp, files, glbs = package()
+    with requests_made(client) as calls:
+        result = publish(target, "crate", inp.version, files, glbs)
+    assert calls["ListObjectsV2"] == 1 and calls["HeadObject"] == 0, calls
+    assert calls["PutObject"] == result.written  # every object, publication.json and latest.json once

@@ -231,10 +231,11 @@ def _side_by_side(source, chain) -> bytes:
     """The normalized source beside every level, one camera and one frame (Kiln's preview renderer:
     geometry and base colour), so an artist sees at a glance what each level gave up."""
     cells = [(f"source {source.triangle_count:,} tris", source)]
-    cells += [(f"LOD{lod.level} {lod.triangles:,} tris", lod.model) for lod in chain]
-    out = io.BytesIO()
-    side_by_side(cells, size=SIDE_BY_SIDE_PX).save(out, format="PNG", optimize=True)
-    return out.getvalue()
+    # a level that is the source's own geometry (LOD0 often) shows the source's render
+    cells += [(f"LOD{lod.level} {lod.triangles:,} tris", source if lod.method == "source" else lod.model)
+              for lod in chain]
+    # zlib level 4, not optimize=True: 9 ms against 104 ms for a 5-cell sheet, 7% larger
+    return _png_image(side_by_side(cells, size=SIDE_BY_SIDE_PX))
 
 
 def _image_metadata(store, sha: str, key: str, alt: str) -> dict[str, dg.MetadataValue]:

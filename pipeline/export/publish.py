@@ -84,11 +84,16 @@ class ExportTarget:
         """Asset folders at the root (those that may hold a latest.json)."""
         raise NotImplementedError
 
-    def write_immutable(self, key: str, data: bytes, content_type: str) -> bool:
+    def keys_under(self, prefix: str) -> set[str] | None:
+        """The keys under `prefix` (one listing), or None where asking per key is as cheap."""
+        return None
+
+    def write_immutable(self, key: str, data: bytes, content_type: str, *, absent: bool = False) -> bool:
         """Create `key` with `data`; if it exists, verify it holds the same bytes and leave it.
-        True when written now, False when it was already there."""
+        True when written now, False when it was already there. `absent`: a listing just showed
+        no `key`, so the create goes first (still exclusive: one who wrote it meanwhile is found)."""
         sha = sha256_bytes(data)
-        existing = self.existing_sha256(key)
+        existing = None if absent else self.existing_sha256(key)
         if existing is None and self._create(key, data, content_type, sha):
             return True
         existing = existing or self.existing_sha256(key)  # lost a race: someone created it meanwhile
@@ -256,6 +261,16 @@ class S3Target(ExportTarget):
     def write(self, key: str, data: bytes, content_type: str) -> None:
         self._retry(f"uploading {self.uri_for(key)}",
                     lambda: self._put(key, data, content_type, sha256_bytes(data), exclusive=False))
+
+    def keys_under(self, prefix: str) -> set[str]:
+        full = self._key(prefix)
+        cut = len(self._key(""))
+        keys: set[str] = set()
+        pages = self._retry(f"listing {self.uri_for(prefix)}", lambda: list(
+            self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)))
+        for page in pages:
+            keys.update(item["Key"][cut:] for item in page.get("Contents", []))
+        return keys
 
     def asset_ids(self) -> list[str]:
         prefix = f"{self.prefix}/" if self.prefix else ""
@@ -472,9 +487,14 @@ def publish(target: ExportTarget, asset_id: str, version: str, files_by_profile:
         record = previous
     else:
         already = False
+        # one listing of the version's folder instead of a lookup per object: on S3 a fresh
+        # version's objects are created without a HEAD each (conditional PUTs keep them exclusive)
+        present = target.keys_under(f"{_version_key(asset_id, version)}/")
         for obj in objects:
-            written += target.write_immutable(obj.key, obj.data, obj.content_type)
-        written += target.write_immutable(marker, _dumps(record), "application/json")
+            written += target.write_immutable(obj.key, obj.data, obj.content_type,
+                                              absent=present is not None and obj.key not in present)
+        written += target.write_immutable(marker, _dumps(record), "application/json",
+                                          absent=present is not None and marker not in present)
 
     return _point_latest(target, asset_id, version, record, already, written, mismatched)
 
