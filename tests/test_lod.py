@@ -242,12 +242,28 @@ def test_surface_distance_matches_brute_force_next_to_large_triangles():
     fine_pos, fine_idx, _ = sphere_grid(40, 30)
     fine_pos = (fine_pos - [0, 0.5, 0]) * 0.97 + [0, 0.5, 0]
     points = Surface(Model([Primitive(fine_pos, fine_idx)])).sample(600, seed=1)
-    fast = coarse.distance(points)
+    far = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32) * 3  # off the surface, outside its grid
     a, b, c = coarse.a, coarse.a + coarse.e1, coarse.a + coarse.e2
-    brute = np.array([_point_triangle_distance(np.repeat(p[None], len(a), 0), a, b, c).min() for p in points])
-    assert np.all(fast >= brute - 1e-6)  # it can only err upwards
-    assert fast.max() == pytest.approx(brute.max(), rel=1e-5)  # the max is refined exactly
-    assert fast.mean() == pytest.approx(brute.mean(), rel=0.03)
+    for query in (points, far):
+        brute = np.array([_point_triangle_distance(np.repeat(p[None], len(a), 0), a, b, c).min() for p in query])
+        np.testing.assert_allclose(coarse.distance(query), brute, rtol=1e-6, atol=1e-6)  # exact, point by point
+
+
+def test_surface_distance_is_exact_with_degenerate_and_huge_triangles():
+    # a floor quad much larger than the detail above it, a sliver, and a zero-area triangle (a line)
+    detail, detail_idx, _ = sphere_grid(16, 12)
+    floor = np.float32([[-50, -1, -50], [50, -1, -50], [50, -1, 50], [-50, -1, 50]])
+    line = np.float32([[0, 2, 0], [1, 3, 1], [2, 4, 2]])
+    sliver = np.float32([[0, 5, 0], [3, 5, 0], [1.5, 5, 1e-6]])
+    pos = np.concatenate([detail, floor, line, sliver])
+    n = len(detail)
+    idx = np.concatenate([detail_idx, np.uint32([n, n + 2, n + 1, n, n + 3, n + 2, n + 4, n + 5, n + 6,
+                                                  n + 7, n + 8, n + 9])])
+    surface = Surface(Model([Primitive(pos, idx)]))
+    query = np.random.default_rng(1).uniform(-3, 6, size=(400, 3)).astype(np.float32)
+    a, b, c = surface.a, surface.a + surface.e1, surface.a + surface.e2
+    brute = np.array([_point_triangle_distance(np.repeat(p[None], len(a), 0), a, b, c).min() for p in query])
+    np.testing.assert_allclose(surface.distance(query), brute, rtol=1e-6, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,212 @@
+"""Exact distance from points to a triangle surface: a uniform grid over the triangles, searched in
+rings of cells around each point, compiled with numba (`nogil`, so two directions of a measurement
+run on two threads at once).
+
+    grid = TriangleGrid(a, b, c)        # (n, 3) corners
+    grid.distance(points)               # (m,) exact Euclidean distances, float64
+
+A triangle is listed in every cell of its bounding box that its plane passes through, so a large
+triangle beside small ones (a cap fan, a floor under detail) is found from every cell it crosses.
+A point's search starts in its own cell and widens ring by ring; a cell is opened only when it is
+nearer than the best triangle so far, and the search stops once every unopened cell is farther.
+The answer is the exact minimum over all triangles (tests/test_lod.py checks it against brute force).
+
+Measured on the LOD search (`lod._Meter`), 20K points per direction: on a 9K-triangle
+reconstruction, 37 ms per direction with the former KD-tree over triangle anchors (with exact
+refinement of the largest results) against 5.4 ms here, plus 4.4 ms to build the grid; on 200K and
+500K-triangle meshes about as fast as before (the grid is capped at MAX_CELLS, so a cell holds more
+triangles). The mean is now exact too (the anchors' read a few percent high). A new process loads
+the compiled kernels from numba's cache once (~0.35 s; the first run after an install compiles them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+MAX_CELLS = 1 << 21  # the grid's cells at most (2M: 16 MB of cell offsets)
+CELL_EDGES = 0.5  # a cell's side in median longest triangle edges (measured best of 0.5-3: ~5 triangles per cell)
+
+
+@njit(cache=True, nogil=True)
+def _cell_range(lo: float, hi: float, origin: float, cell: float, n: int) -> tuple[int, int]:
+    i0 = min(max(int(math.floor((lo - origin) / cell)), 0), n - 1)
+    i1 = min(max(int(math.floor((hi - origin) / cell)), 0), n - 1)
+    return i0, i1
+
+
+@njit(cache=True, nogil=True)
+def _bin(a, b, c, origin, cell, dims, cursor, items, fill):
+    """Every (triangle, cell) pair: counted into `cursor` (zeros, one per cell), or with `fill`
+    written to `items` at `cursor` (each cell's start), which advances."""
+    ny, nz = dims[1], dims[2]
+    half = 0.5 * cell
+    for t in range(a.shape[0]):
+        ax, ay, az = float(a[t, 0]), float(a[t, 1]), float(a[t, 2])
+        bx, by, bz = float(b[t, 0]), float(b[t, 1]), float(b[t, 2])
+        cx, cy, cz = float(c[t, 0]), float(c[t, 1]), float(c[t, 2])
+        ux, uy, uz, vx, vy, vz = bx - ax, by - ay, bz - az, cx - ax, cy - ay, cz - az
+        nx_, ny_, nz_ = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+        length = math.sqrt(nx_ * nx_ + ny_ * ny_ + nz_ * nz_)
+        flat = length > 0.0
+        if flat:
+            nx_, ny_, nz_ = nx_ / length, ny_ / length, nz_ / length
+        reach = half * (abs(nx_) + abs(ny_) + abs(nz_))  # a cell's extent along the normal, halved
+        i0, i1 = _cell_range(min(ax, bx, cx), max(ax, bx, cx), origin[0], cell, dims[0])
+        j0, j1 = _cell_range(min(ay, by, cy), max(ay, by, cy), origin[1], cell, ny)
+        k0, k1 = _cell_range(min(az, bz, cz), max(az, bz, cz), origin[2], cell, nz)
+        for i in range(i0, i1 + 1):
+            for j in range(j0, j1 + 1):
+                for k in range(k0, k1 + 1):
+                    if flat:  # only cells the triangle's plane passes through
+                        mx = origin[0] + (i + 0.5) * cell - ax
+                        my = origin[1] + (j + 0.5) * cell - ay
+                        mz = origin[2] + (k + 0.5) * cell - az
+                        if abs(mx * nx_ + my * ny_ + mz * nz_) > reach:
+                            continue
+                    index = (i * ny + j) * nz + k
+                    if fill:
+                        items[cursor[index]] = t
+                    cursor[index] += 1
+
+
+@njit(cache=True, nogil=True)
+def _distance_sq(px, py, pz, a, b, c, t):
+    """Squared distance from p to triangle t (Ericson, Real-Time Collision Detection 5.1.5), in
+    float64; a triangle with no area is measured as its three edges."""
+    ax, ay, az = float(a[t, 0]), float(a[t, 1]), float(a[t, 2])
+    bx, by, bz = float(b[t, 0]), float(b[t, 1]), float(b[t, 2])
+    cx, cy, cz = float(c[t, 0]), float(c[t, 1]), float(c[t, 2])
+    abx, aby, abz, acx, acy, acz = bx - ax, by - ay, bz - az, cx - ax, cy - ay, cz - az
+    apx, apy, apz = px - ax, py - ay, pz - az
+    d1 = abx * apx + aby * apy + abz * apz
+    d2 = acx * apx + acy * apy + acz * apz
+    if d1 <= 0.0 and d2 <= 0.0:
+        return apx * apx + apy * apy + apz * apz  # a
+    bpx, bpy, bpz = px - bx, py - by, pz - bz
+    d3 = abx * bpx + aby * bpy + abz * bpz
+    d4 = acx * bpx + acy * bpy + acz * bpz
+    if d3 >= 0.0 and d4 <= d3:
+        return bpx * bpx + bpy * bpy + bpz * bpz  # b
+    vc = d1 * d4 - d3 * d2
+    if vc <= 0.0 and d1 >= 0.0 and d3 <= 0.0 and d1 - d3 > 0.0:
+        v = d1 / (d1 - d3)  # edge ab
+        ex, ey, ez = apx - v * abx, apy - v * aby, apz - v * abz
+        return ex * ex + ey * ey + ez * ez
+    cpx, cpy, cpz = px - cx, py - cy, pz - cz
+    d5 = abx * cpx + aby * cpy + abz * cpz
+    d6 = acx * cpx + acy * cpy + acz * cpz
+    if d6 >= 0.0 and d5 <= d6:
+        return cpx * cpx + cpy * cpy + cpz * cpz  # c
+    vb = d5 * d2 - d1 * d6
+    if vb <= 0.0 and d2 >= 0.0 and d6 <= 0.0 and d2 - d6 > 0.0:
+        w = d2 / (d2 - d6)  # edge ac
+        ex, ey, ez = apx - w * acx, apy - w * acy, apz - w * acz
+        return ex * ex + ey * ey + ez * ez
+    va = d3 * d6 - d5 * d4
+    if va <= 0.0 and d4 - d3 >= 0.0 and d5 - d6 >= 0.0 and (d4 - d3) + (d5 - d6) > 0.0:
+        w = (d4 - d3) / ((d4 - d3) + (d5 - d6))  # edge bc
+        ex, ey, ez = bpx - w * (cx - bx), bpy - w * (cy - by), bpz - w * (cz - bz)
+        return ex * ex + ey * ey + ez * ez
+    total = va + vb + vc
+    if total > 0.0:  # inside: the foot of the perpendicular
+        v, w = vb / total, vc / total
+        ex, ey, ez = apx - abx * v - acx * w, apy - aby * v - acy * w, apz - abz * v - acz * w
+        return ex * ex + ey * ey + ez * ez
+    best = math.inf  # no area: the nearest of its edges
+    for ux, uy, uz, dx, dy, dz in ((ax, ay, az, abx, aby, abz), (ax, ay, az, acx, acy, acz),
+                                   (bx, by, bz, cx - bx, cy - by, cz - bz)):
+        dd = dx * dx + dy * dy + dz * dz
+        s = 0.0 if dd <= 0.0 else min(max(((px - ux) * dx + (py - uy) * dy + (pz - uz) * dz) / dd, 0.0), 1.0)
+        ex, ey, ez = px - ux - s * dx, py - uy - s * dy, pz - uz - s * dz
+        best = min(best, ex * ex + ey * ey + ez * ez)
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _query(points, a, b, c, origin, cell, dims, starts, items, out):
+    nx, ny, nz = dims[0], dims[1], dims[2]
+    for q in range(points.shape[0]):
+        px, py, pz = float(points[q, 0]), float(points[q, 1]), float(points[q, 2])
+        ci = min(max(int(math.floor((px - origin[0]) / cell)), 0), nx - 1)
+        cj = min(max(int(math.floor((py - origin[1]) / cell)), 0), ny - 1)
+        ck = min(max(int(math.floor((pz - origin[2]) / cell)), 0), nz - 1)
+        best = math.inf
+        r = 0
+        while True:
+            for i in range(max(ci - r, 0), min(ci + r, nx - 1) + 1):
+                x0 = origin[0] + i * cell
+                dx = max(x0 - px, 0.0, px - x0 - cell)
+                for j in range(max(cj - r, 0), min(cj + r, ny - 1) + 1):
+                    y0 = origin[1] + j * cell
+                    dy = max(y0 - py, 0.0, py - y0 - cell)
+                    for k in range(max(ck - r, 0), min(ck + r, nz - 1) + 1):
+                        if max(abs(i - ci), abs(j - cj), abs(k - ck)) != r:
+                            continue  # opened in an earlier ring
+                        z0 = origin[2] + k * cell
+                        dz = max(z0 - pz, 0.0, pz - z0 - cell)
+                        if dx * dx + dy * dy + dz * dz >= best:
+                            continue  # the whole cell is farther than the best so far
+                        index = (i * ny + j) * nz + k
+                        for s in range(starts[index], starts[index + 1]):
+                            d = _distance_sq(px, py, pz, a, b, c, items[s])
+                            if d < best:
+                                best = d
+            # every cell not opened yet lies beyond one face of the cube of rings 0..r
+            bound = math.inf
+            if ci - r > 0:
+                bound = min(bound, px - (origin[0] + (ci - r) * cell))
+            if ci + r < nx - 1:
+                bound = min(bound, origin[0] + (ci + r + 1) * cell - px)
+            if cj - r > 0:
+                bound = min(bound, py - (origin[1] + (cj - r) * cell))
+            if cj + r < ny - 1:
+                bound = min(bound, origin[1] + (cj + r + 1) * cell - py)
+            if ck - r > 0:
+                bound = min(bound, pz - (origin[2] + (ck - r) * cell))
+            if ck + r < nz - 1:
+                bound = min(bound, origin[2] + (ck + r + 1) * cell - pz)
+            if bound == math.inf or bound * bound >= best:
+                break
+            r += 1
+        out[q] = math.sqrt(best)
+
+
+class TriangleGrid:
+    """Triangles binned into a uniform grid for exact nearest-distance queries (module doc)."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, c: np.ndarray):
+        self.a, self.b, self.c = (np.ascontiguousarray(x, np.float32) for x in (a, b, c))
+        n = len(self.a)
+        if n == 0:
+            self.origin, self.cell, self.dims = np.zeros(3), 1.0, np.ones(3, np.int64)
+            self.starts, self.items = np.zeros(2, np.int64), np.zeros(0, np.int32)
+            return
+        corners = np.concatenate([self.a, self.b, self.c]).astype(np.float64)
+        lo = np.array([corners[:, k].min() for k in range(3)])
+        hi = np.array([corners[:, k].max() for k in range(3)])
+        edges = np.maximum(np.maximum(np.linalg.norm(self.b - self.a, axis=1), np.linalg.norm(self.c - self.a, axis=1)),
+                           np.linalg.norm(self.c - self.b, axis=1))
+        extent = np.maximum(hi - lo, 1e-9)
+        cell = max(CELL_EDGES * float(np.median(edges)), float(extent.max()) * 1e-6, 1e-12)
+        while np.prod(np.ceil(extent / cell) + 1) > MAX_CELLS:
+            cell *= 1.25
+        self.cell = cell
+        self.dims = (np.ceil(extent / cell) + 1).astype(np.int64)
+        self.origin = lo - 0.5 * (self.dims * cell - extent)  # the bounds centred in the grid
+        counts = np.zeros(int(np.prod(self.dims)), np.int64)
+        _bin(self.a, self.b, self.c, self.origin, self.cell, self.dims, counts, np.zeros(0, np.int32), False)
+        self.starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # cell i: starts[i]:starts[i+1]
+        self.items = np.empty(int(self.starts[-1]), np.int32)
+        _bin(self.a, self.b, self.c, self.origin, self.cell, self.dims, self.starts[:-1].copy(), self.items, True)
+
+    def distance(self, points: np.ndarray) -> np.ndarray:
+        points = np.ascontiguousarray(points, np.float32).reshape(-1, 3)
+        out = np.empty(len(points), np.float64)
+        if len(self.a) == 0:
+            out[:] = math.inf
+            return out
+        _query(points, self.a, self.b, self.c, self.origin, self.cell, self.dims, self.starts, self.items, out)
+        return out
