@@ -21,7 +21,6 @@ from PIL import Image, ImageDraw
 from .model import Model, interpolate
 
 Frame = tuple[float, float, float, float]  # (left, right, bottom, top) on the image plane, meters
-_FRAGMENT_CHUNK = 4_000_000  # candidate pixels per vectorized batch (bounds peak memory)
 _LIGHT = np.array([-0.35, 0.55, 0.75])  # camera space: from the upper left, in front
 
 
@@ -104,86 +103,23 @@ def rasterize(screen: np.ndarray, depth: np.ndarray, triangles: np.ndarray, widt
     `depth` (n,) grows toward the camera. `cull` (per triangle, or one flag for all) drops
     triangles whose back faces the camera (glTF's single-sided materials; counter-clockwise is the
     front). Returns `tri` (h, w) int32 (-1 where empty) and `bary` (h, w, 3) float32. The nearest
-    fragment wins; exact ties go to the same triangle on every run (deterministic).
+    fragment wins; an exact depth tie goes to the higher triangle index (deterministic).
+
+    The loop over triangles and their pixels is compiled (`rasterizer.raster`, numba). Against the
+    vectorized numpy pass it replaced (fragments generated in batches by bounding-box size, then
+    the nearest per pixel by a quantized-depth minimum): 40 -> 5 ms for a 768 px preview of a
+    9K-triangle reconstruction, 292 -> 41 ms for the 500K bench sphere at 1,520 px; whole renders
+    95 -> 61 ms and 664 -> 380 ms. The pixels were identical on those and on the Step1X 200K mesh
+    at 1080 px (a difference can only come from two fragments at exactly the same depth).
     """
+    from .rasterizer import raster  # numba: loaded by the processes that render
+
     tri = np.full(height * width, -1, np.int32)
     bary = np.zeros((height * width, 3), np.float32)
-    if len(triangles) == 0:
-        return tri.reshape(height, width), bary.reshape(height, width, 3)
-    p = screen[triangles].astype(np.float64)  # (m, 3, 2)
-    x0, y0, x1, y1, x2, y2 = p[:, 0, 0], p[:, 0, 1], p[:, 1, 0], p[:, 1, 1], p[:, 2, 0], p[:, 2, 1]
-    # elementwise min/max of the three corners: much faster than a reduction over a length-3 axis
-    lo_x = np.maximum(np.ceil(np.minimum(np.minimum(x0, x1), x2) - 0.5), 0).astype(np.int64)
-    lo_y = np.maximum(np.ceil(np.minimum(np.minimum(y0, y1), y2) - 0.5), 0).astype(np.int64)
-    hi_x = np.minimum(np.floor(np.maximum(np.maximum(x0, x1), x2) - 0.5), width - 1).astype(np.int64)
-    hi_y = np.minimum(np.floor(np.maximum(np.maximum(y0, y1), y2) - 0.5), height - 1).astype(np.int64)
-    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)  # < 0: counter-clockwise on screen (y up)
-    live = (hi_x >= lo_x) & (hi_y >= lo_y) & (np.abs(area) > 1e-12)
-    live &= ~(np.asarray(cull, bool) & (area > 0))
-    # Only the triangles that cover a pixel centre go on: at a far switch size most of a dense
-    # mesh's triangles fall between pixel centres, and a back-facing half is culled.
-    keep = np.flatnonzero(live)
-    x0, y0, x1, y1, x2, y2, area = x0[keep], y0[keep], x1[keep], y1[keep], x2[keep], y2[keep], area[keep]
-    lo_x, lo_y, hi_x, hi_y = lo_x[keep], lo_y[keep], hi_x[keep], hi_y[keep]
-    # Barycentrics and depth are affine in the pixel position: w = A x + B y + C, with x, y taken
-    # relative to each triangle's first candidate pixel centre so that float32 keeps them exact.
-    inv = 1.0 / area
-    ox, oy = lo_x + 0.5, lo_y + 0.5
-    a0, b0 = -(y2 - y1) * inv, (x2 - x1) * inv
-    c0 = ((x2 - x1) * (oy - y1) - (y2 - y1) * (ox - x1)) * inv
-    a1, b1 = -(y0 - y2) * inv, (x0 - x2) * inv
-    c1 = ((x0 - x2) * (oy - y2) - (y0 - y2) * (ox - x2)) * inv
-    z = depth[triangles[keep]].astype(np.float64)
-    az = a0 * (z[:, 0] - z[:, 2]) + a1 * (z[:, 1] - z[:, 2])
-    bz = b0 * (z[:, 0] - z[:, 2]) + b1 * (z[:, 1] - z[:, 2])
-    cz = c0 * (z[:, 0] - z[:, 2]) + c1 * (z[:, 1] - z[:, 2]) + z[:, 2]
-    coef = np.stack([a0, b0, c0, a1, b1, c1, az, bz, cz], axis=1).astype(np.float32)
-    span = np.maximum(hi_x - lo_x, hi_y - lo_y) + 1
-    frag_pix, frag_depth, frag_tri, frag_bary = [], [], [], []
-    k, prev = 1, 0
-    while prev < max(width, height):
-        ids = np.flatnonzero((span > prev) & (span <= k))
-        chunk = max(1, _FRAGMENT_CHUNK // (k * k))
-        offs = np.arange(k, dtype=np.float32)
-        for start in range(0, len(ids), chunk):
-            t = ids[start:start + chunk]
-            c = coef[t]
-            dx, dy = offs[None, None, :], offs[None, :, None]
-            w0 = c[:, 0, None, None] * dx + c[:, 1, None, None] * dy + c[:, 2, None, None]  # (c, k, k)
-            w1 = c[:, 3, None, None] * dx + c[:, 4, None, None] * dy + c[:, 5, None, None]
-            eps = np.float32(-1e-6)
-            inside = (w0 >= eps) & (w1 >= eps) & (w0 + w1 <= 1 - eps)
-            if k > 1:
-                inside &= (dx <= (hi_x[t] - lo_x[t]).astype(np.float32)[:, None, None])
-                inside &= (dy <= (hi_y[t] - lo_y[t]).astype(np.float32)[:, None, None])
-            # flat indices, split by arithmetic: np.nonzero's three index arrays cost twice as much
-            hit = np.flatnonzero(inside)
-            if len(hit) == 0:
-                continue
-            ci, rest = np.divmod(hit, k * k)
-            yy, xx = np.divmod(rest, k)
-            tt = t[ci]
-            b0_ = w0.ravel().take(hit)
-            b1_ = w1.ravel().take(hit)
-            frag_bary.append(np.stack([b0_, b1_, 1 - b0_ - b1_], axis=1))
-            frag_depth.append(c[ci, 6] * xx + c[ci, 7] * yy + c[ci, 8])
-            frag_pix.append((lo_y[tt] + yy) * width + lo_x[tt] + xx)
-            frag_tri.append(keep[tt])
-        prev, k = k, k * 2
-    if not frag_pix:
-        return tri.reshape(height, width), bary.reshape(height, width, 3)
-    pix = np.concatenate(frag_pix)
-    d = np.concatenate(frag_depth)
-    ftri = np.concatenate(frag_tri)
-    # Nearest fragment per pixel in one pass: key = quantized distance from the camera, minimum
-    # per pixel, then keep the fragments that hold it (a later duplicate wins ties: deterministic).
-    near, far = float(d.max()), float(d.min())
-    q = ((near - d) * ((2**31 - 2) / max(near - far, 1e-30))).astype(np.int64)
-    best = np.full(height * width, np.iinfo(np.int64).max, np.int64)
-    np.minimum.at(best, pix, q)
-    win = np.flatnonzero(q == best[pix])
-    tri[pix[win]] = ftri[win]
-    bary[pix[win]] = np.concatenate(frag_bary)[win]
+    if len(triangles):
+        cull = np.ascontiguousarray(np.broadcast_to(np.asarray(cull, bool), (len(triangles),)))
+        raster(np.ascontiguousarray(screen, np.float64), np.ascontiguousarray(depth, np.float64),
+               np.ascontiguousarray(triangles, np.int64), cull, width, height, tri, bary)
     return tri.reshape(height, width), bary.reshape(height, width, 3)
 
 
