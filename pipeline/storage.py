@@ -174,6 +174,8 @@ class _RecentBlobs:
         self.limit, self.size = limit, 0
         self._items: dict[tuple[str, str], bytes] = {}  # insertion order = recency
         self._lock = threading.Lock()
+        # a forked child (Celery's prefork pool) must not inherit the lock held by another thread
+        os.register_at_fork(after_in_child=lambda: setattr(self, "_lock", threading.Lock()))
 
     def get(self, uri: str, sha: str) -> bytes | None:
         with self._lock:

@@ -142,9 +142,12 @@ def _query(points, a, b, c, origin, cell, dims, starts, items, out):
                 for j in range(max(cj - r, 0), min(cj + r, ny - 1) + 1):
                     y0 = origin[1] + j * cell
                     dy = max(y0 - py, 0.0, py - y0 - cell)
-                    for k in range(max(ck - r, 0), min(ck + r, nz - 1) + 1):
-                        if max(abs(i - ci), abs(j - cj), abs(k - ck)) != r:
-                            continue  # opened in an earlier ring
+                    # the ring's cells only: all of k on the cube's faces in i or j, else its two ends
+                    face = abs(i - ci) == r or abs(j - cj) == r
+                    step = 1 if face or r == 0 else 2 * r
+                    for k in range(ck - r, ck + r + 1, step):
+                        if k < 0 or k >= nz:
+                            continue
                         z0 = origin[2] + k * cell
                         dz = max(z0 - pz, 0.0, pz - z0 - cell)
                         if dx * dx + dy * dy + dz * dz >= best:
