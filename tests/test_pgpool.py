@@ -66,6 +66,17 @@ def test_pooled_storage_reuses_connections_and_survives_a_fork(postgres_server, 
     assert opened_stock >= 2 * CALLS, opened_stock  # a connection per call
     assert opened_pooled <= 2, opened_pooled
 
+    # the next run's instance in the same process (a Celery worker's next run) uses the same
+    # connections: no new backend, no table creation, no schema reflection
+    before = _sessions(postgres_server, db)
+    again = _instance(tmp_path, "again", pooled=True)
+    assert again.run_storage._engine is pooled.run_storage._engine
+    for _ in range(CALLS):
+        again.get_runs(limit=1)
+        again.event_log_storage.get_concurrency_info("kiln/runware")
+    again.dispose()
+    assert _sessions(postgres_server, db) - before == 0
+
     # A forked child (Celery's prefork pool) builds its own instance and must not use the parent's
     # pooled sockets; the parent's connections still work after the child exits.
     pid = os.fork()

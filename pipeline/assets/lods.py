@@ -22,7 +22,7 @@ from ..geometry.render import side_by_side
 from ..resources import KilnStorage
 from .common import FOLLOW_UPSTREAM, bounds_metadata, classified_failures, game_assets, lineage_metadata, md_table
 
-LOD_CODE_VERSION = "5"  # bump when the chain's output changes for the same input and budget
+LOD_CODE_VERSION = "6"  # bump when the chain's output changes for the same input and budget
 SIDE_BY_SIDE_PX = 192  # one cell of the source-and-levels comparison in lod_chain's metadata
 
 # asset.toml `[lod]` keys this stage reads (the launchpad's LodConfig has the same names)

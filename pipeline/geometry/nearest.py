@@ -5,8 +5,9 @@ run on two threads at once).
     grid = TriangleGrid(a, b, c)        # (n, 3) corners
     grid.distance(points)               # (m,) exact Euclidean distances, float64
 
-A triangle is listed in every cell of its bounding box that its plane passes through, so a large
-triangle beside small ones (a cap fan, a floor under detail) is found from every cell it crosses.
+A triangle is listed in every cell of its bounding box that its plane passes through (a sliver or
+one with no area: every cell its longest edge passes near), so a large triangle beside small ones (a cap fan, a
+floor under detail) is found from every cell it crosses.
 A point's search starts in its own cell and widens ring by ring; a cell is opened only when it is
 nearer than the best triangle so far, and the search stops once every unopened cell is farther.
 The answer is the exact minimum over all triangles (tests/test_lod.py checks it against brute force).
@@ -49,22 +50,38 @@ def _bin(a, b, c, origin, cell, dims, cursor, items, fill):
         cx, cy, cz = float(c[t, 0]), float(c[t, 1]), float(c[t, 2])
         ux, uy, uz, vx, vy, vz = bx - ax, by - ay, bz - az, cx - ax, cy - ay, cz - az
         nx_, ny_, nz_ = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
-        length = math.sqrt(nx_ * nx_ + ny_ * ny_ + nz_ * nz_)
-        flat = length > 0.0
+        length = math.sqrt(nx_ * nx_ + ny_ * ny_ + nz_ * nz_)  # twice the area
+        # its longest edge, a segment from s along d
+        sx, sy, sz, dx, dy, dz = ax, ay, az, ux, uy, uz
+        if vx * vx + vy * vy + vz * vz > dx * dx + dy * dy + dz * dz:
+            dx, dy, dz = vx, vy, vz
+        if (cx - bx) ** 2 + (cy - by) ** 2 + (cz - bz) ** 2 > dx * dx + dy * dy + dz * dz:
+            sx, sy, sz, dx, dy, dz = bx, by, bz, cx - bx, cy - by, cz - bz
+        dd = dx * dx + dy * dy + dz * dz
+        # A triangle with a trustworthy normal is tested against its plane; a sliver or one with no
+        # area (its normal is rounding noise) against its longest edge, widened by its height.
+        flat = length > 1e-4 * dd
         if flat:
             nx_, ny_, nz_ = nx_ / length, ny_ / length, nz_ / length
         reach = half * (abs(nx_) + abs(ny_) + abs(nz_))  # a cell's extent along the normal, halved
+        near = half * math.sqrt(3.0) + (length / math.sqrt(dd) if dd > 0.0 else 0.0)
         i0, i1 = _cell_range(min(ax, bx, cx), max(ax, bx, cx), origin[0], cell, dims[0])
         j0, j1 = _cell_range(min(ay, by, cy), max(ay, by, cy), origin[1], cell, ny)
         k0, k1 = _cell_range(min(az, bz, cz), max(az, bz, cz), origin[2], cell, nz)
         for i in range(i0, i1 + 1):
             for j in range(j0, j1 + 1):
                 for k in range(k0, k1 + 1):
+                    mx = origin[0] + (i + 0.5) * cell
+                    my = origin[1] + (j + 0.5) * cell
+                    mz = origin[2] + (k + 0.5) * cell
                     if flat:  # only cells the triangle's plane passes through
-                        mx = origin[0] + (i + 0.5) * cell - ax
-                        my = origin[1] + (j + 0.5) * cell - ay
-                        mz = origin[2] + (k + 0.5) * cell - az
-                        if abs(mx * nx_ + my * ny_ + mz * nz_) > reach:
+                        if abs((mx - ax) * nx_ + (my - ay) * ny_ + (mz - az) * nz_) > reach:
+                            continue
+                    else:
+                        f = 0.0 if dd <= 0.0 else min(max(((mx - sx) * dx + (my - sy) * dy + (mz - sz) * dz) / dd,
+                                                          0.0), 1.0)
+                        ex, ey, ez = mx - sx - f * dx, my - sy - f * dy, mz - sz - f * dz
+                        if ex * ex + ey * ey + ez * ez > near * near:
                             continue
                     index = (i * ny + j) * nz + k
                     if fill:
