@@ -6,15 +6,15 @@ run on two threads at once).
     grid.distance(points)               # (m,) exact Euclidean distances, float64
 
 A triangle is listed in every cell of its bounding box that its plane passes through (a sliver or
-one with no area: every cell its longest edge passes near), so a large triangle beside small ones (a cap fan, a
-floor under detail) is found from every cell it crosses.
-A point's search starts in its own cell and widens ring by ring; a cell is opened only when it is
-nearer than the best triangle so far, and the search stops once every unopened cell is farther.
-The answer is the exact minimum over all triangles (tests/test_lod.py checks it against brute force).
+one with no area: every cell its longest edge passes near), so a large triangle beside small ones
+(a cap fan, a floor under detail) is found from every cell it crosses. A point's search starts in
+its own cell and widens ring by ring; a cell is opened only when it is nearer than the best
+triangle so far, and the search stops once every unopened cell is farther. The answer is the exact
+minimum over all triangles (tests/test_lod.py checks it against brute force).
 
 Measured on the LOD search (`lod._Meter`), 20K points per direction: on a 9K-triangle
 reconstruction, 37 ms per direction with the former KD-tree over triangle anchors (with exact
-refinement of the largest results) against 5.4 ms here, plus 4.4 ms to build the grid; on 200K and
+refinement of the largest results) against 5-7 ms here, plus 4-6 ms to build the grid; on 200K and
 500K-triangle meshes about as fast as before (the grid is capped at MAX_CELLS, so a cell holds more
 triangles). The mean is now exact too (the anchors' read a few percent high). A new process loads
 the compiled kernels from numba's cache once (~0.35 s; the first run after an install compiles them).
@@ -36,6 +36,15 @@ def _cell_range(lo: float, hi: float, origin: float, cell: float, n: int) -> tup
     i0 = min(max(int(math.floor((lo - origin) / cell)), 0), n - 1)
     i1 = min(max(int(math.floor((hi - origin) / cell)), 0), n - 1)
     return i0, i1
+
+
+@njit(cache=True, nogil=True)
+def _segment_sq(px, py, pz, sx, sy, sz, dx, dy, dz):
+    """Squared distance from p to the segment from s along d."""
+    dd = dx * dx + dy * dy + dz * dz
+    f = 0.0 if dd <= 0.0 else min(max(((px - sx) * dx + (py - sy) * dy + (pz - sz) * dz) / dd, 0.0), 1.0)
+    ex, ey, ez = px - sx - f * dx, py - sy - f * dy, pz - sz - f * dz
+    return ex * ex + ey * ey + ez * ez
 
 
 @njit(cache=True, nogil=True)
@@ -77,12 +86,8 @@ def _bin(a, b, c, origin, cell, dims, cursor, items, fill):
                     if flat:  # only cells the triangle's plane passes through
                         if abs((mx - ax) * nx_ + (my - ay) * ny_ + (mz - az) * nz_) > reach:
                             continue
-                    else:
-                        f = 0.0 if dd <= 0.0 else min(max(((mx - sx) * dx + (my - sy) * dy + (mz - sz) * dz) / dd,
-                                                          0.0), 1.0)
-                        ex, ey, ez = mx - sx - f * dx, my - sy - f * dy, mz - sz - f * dz
-                        if ex * ex + ey * ey + ez * ez > near * near:
-                            continue
+                    elif _segment_sq(mx, my, mz, sx, sy, sz, dx, dy, dz) > near * near:
+                        continue
                     index = (i * ny + j) * nz + k
                     if fill:
                         items[cursor[index]] = t
@@ -91,55 +96,24 @@ def _bin(a, b, c, origin, cell, dims, cursor, items, fill):
 
 @njit(cache=True, nogil=True)
 def _distance_sq(px, py, pz, a, b, c, t):
-    """Squared distance from p to triangle t (Ericson, Real-Time Collision Detection 5.1.5), in
-    float64; a triangle with no area is measured as its three edges."""
+    """Squared distance from p to triangle t, in float64: to the foot of the perpendicular when it
+    falls inside the triangle, else to the nearest of its three edges (also for a triangle with no
+    area, which has no inside)."""
     ax, ay, az = float(a[t, 0]), float(a[t, 1]), float(a[t, 2])
     bx, by, bz = float(b[t, 0]), float(b[t, 1]), float(b[t, 2])
     cx, cy, cz = float(c[t, 0]), float(c[t, 1]), float(c[t, 2])
-    abx, aby, abz, acx, acy, acz = bx - ax, by - ay, bz - az, cx - ax, cy - ay, cz - az
-    apx, apy, apz = px - ax, py - ay, pz - az
-    d1 = abx * apx + aby * apy + abz * apz
-    d2 = acx * apx + acy * apy + acz * apz
-    if d1 <= 0.0 and d2 <= 0.0:
-        return apx * apx + apy * apy + apz * apz  # a
-    bpx, bpy, bpz = px - bx, py - by, pz - bz
-    d3 = abx * bpx + aby * bpy + abz * bpz
-    d4 = acx * bpx + acy * bpy + acz * bpz
-    if d3 >= 0.0 and d4 <= d3:
-        return bpx * bpx + bpy * bpy + bpz * bpz  # b
-    vc = d1 * d4 - d3 * d2
-    if vc <= 0.0 and d1 >= 0.0 and d3 <= 0.0 and d1 - d3 > 0.0:
-        v = d1 / (d1 - d3)  # edge ab
-        ex, ey, ez = apx - v * abx, apy - v * aby, apz - v * abz
-        return ex * ex + ey * ey + ez * ez
-    cpx, cpy, cpz = px - cx, py - cy, pz - cz
-    d5 = abx * cpx + aby * cpy + abz * cpz
-    d6 = acx * cpx + acy * cpy + acz * cpz
-    if d6 >= 0.0 and d5 <= d6:
-        return cpx * cpx + cpy * cpy + cpz * cpz  # c
-    vb = d5 * d2 - d1 * d6
-    if vb <= 0.0 and d2 >= 0.0 and d6 <= 0.0 and d2 - d6 > 0.0:
-        w = d2 / (d2 - d6)  # edge ac
-        ex, ey, ez = apx - w * acx, apy - w * acy, apz - w * acz
-        return ex * ex + ey * ey + ez * ez
-    va = d3 * d6 - d5 * d4
-    if va <= 0.0 and d4 - d3 >= 0.0 and d5 - d6 >= 0.0 and (d4 - d3) + (d5 - d6) > 0.0:
-        w = (d4 - d3) / ((d4 - d3) + (d5 - d6))  # edge bc
-        ex, ey, ez = bpx - w * (cx - bx), bpy - w * (cy - by), bpz - w * (cz - bz)
-        return ex * ex + ey * ey + ez * ez
-    total = va + vb + vc
-    if total > 0.0:  # inside: the foot of the perpendicular
-        v, w = vb / total, vc / total
-        ex, ey, ez = apx - abx * v - acx * w, apy - aby * v - acy * w, apz - abz * v - acz * w
-        return ex * ex + ey * ey + ez * ez
-    best = math.inf  # no area: the nearest of its edges
-    for ux, uy, uz, dx, dy, dz in ((ax, ay, az, abx, aby, abz), (ax, ay, az, acx, acy, acz),
-                                   (bx, by, bz, cx - bx, cy - by, cz - bz)):
-        dd = dx * dx + dy * dy + dz * dz
-        s = 0.0 if dd <= 0.0 else min(max(((px - ux) * dx + (py - uy) * dy + (pz - uz) * dz) / dd, 0.0), 1.0)
-        ex, ey, ez = px - ux - s * dx, py - uy - s * dy, pz - uz - s * dz
-        best = min(best, ex * ex + ey * ey + ez * ez)
-    return best
+    ux, uy, uz, vx, vy, vz = bx - ax, by - ay, bz - az, cx - ax, cy - ay, cz - az
+    rx, ry, rz = px - ax, py - ay, pz - az
+    uu, uv, vv = ux * ux + uy * uy + uz * uz, ux * vx + uy * vy + uz * vz, vx * vx + vy * vy + vz * vz
+    ru, rv = rx * ux + ry * uy + rz * uz, rx * vx + ry * vy + rz * vz
+    det = uu * vv - uv * uv
+    if det > 1e-30 * uu * vv:
+        s, w = (vv * ru - uv * rv) / det, (uu * rv - uv * ru) / det  # barycentrics of the foot
+        if s >= 0.0 and w >= 0.0 and s + w <= 1.0:
+            ex, ey, ez = rx - s * ux - w * vx, ry - s * uy - w * vy, rz - s * uz - w * vz
+            return ex * ex + ey * ey + ez * ez
+    return min(_segment_sq(px, py, pz, ax, ay, az, ux, uy, uz), _segment_sq(px, py, pz, ax, ay, az, vx, vy, vz),
+               _segment_sq(px, py, pz, bx, by, bz, cx - bx, cy - by, cz - bz))
 
 
 @njit(cache=True, nogil=True)
