@@ -27,6 +27,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .model import column_range
+
 MAX_CELLS = 1 << 21  # the grid's cells at most (2M: 16 MB of cell offsets)
 CELL_EDGES = 0.5  # a cell's side in median longest triangle edges (measured best of 0.5-3: ~5 triangles per cell)
 
@@ -178,9 +180,7 @@ class TriangleGrid:
             self.origin, self.cell, self.dims = np.zeros(3), 1.0, np.ones(3, np.int64)
             self.starts, self.items = np.zeros(2, np.int64), np.zeros(0, np.int32)
             return
-        corners = np.concatenate([self.a, self.b, self.c]).astype(np.float64)
-        lo = np.array([corners[:, k].min() for k in range(3)])
-        hi = np.array([corners[:, k].max() for k in range(3)])
+        lo, hi = (x.astype(np.float64) for x in column_range(self.a, self.b, self.c))
         edges = np.maximum(np.maximum(np.linalg.norm(self.b - self.a, axis=1), np.linalg.norm(self.c - self.a, axis=1)),
                            np.linalg.norm(self.c - self.b, axis=1))
         extent = np.maximum(hi - lo, 1e-9)
