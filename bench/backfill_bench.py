@@ -465,11 +465,12 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
                 limit = sampler.limits.get(pool) or POOL_LIMITS[name]  # a pool nobody claimed yet: its default
                 emu = vendor_emus[name]
                 jobs = [(j.created, j.ready_at) for j in emu.jobs.values() if j.ready_at and j.created >= t0]
+                at_once = intervals_at_once(jobs)
                 pools_out[name] = {"limit": limit, **time_full(sampler.pool_samples[pool], limit, t0, t1),
                                    "vendor_jobs": len(jobs),
-                                   "vendor_record": time_full(intervals_at_once(jobs), limit, t0, t1),
+                                   "vendor_record": time_full(at_once, limit, t0, t1),
                                    # from its first job to its last: the pool's own share of the work
-                                   "own_span": time_full(intervals_at_once(jobs), limit, min(a for a, _ in jobs),
+                                   "own_span": time_full(at_once, limit, min(a for a, _ in jobs),
                                                          max(b for _, b in jobs)) if jobs else {},
                                    "jobs": sorted(jobs)}
             result.figures["pools"] = pools_out

@@ -7,14 +7,13 @@ Left unset, both follow the environment (README, *Data layout and settings*): `K
 
 
 import json
-import threading
 from typing import Optional
 
 import dagster as dg
 from pydantic import Field
 
 from . import settings
-from .storage import BlobStore, open_store
+from .storage import BlobStore, RecentBytes, open_store
 
 
 class KilnStorage(dg.ConfigurableResource):
@@ -41,18 +40,9 @@ class KilnStorage(dg.ConfigurableResource):
 
 # Values this process stored for a run, by (store, run, record): the steps of a run that executes
 # in one process (a Celery worker's run, `execute_in_process`) hand them on without a read back
-# from the store. The last WRITTEN_KEPT of them; a value from another run is always read.
-WRITTEN_KEPT = 64
-_written: dict[tuple[str, str, str], bytes] = {}
-_written_lock = threading.Lock()
-
-
-def _remember(key: tuple[str, str, str], data: bytes) -> None:
-    with _written_lock:
-        _written.pop(key, None)
-        _written[key] = data
-        while len(_written) > WRITTEN_KEPT:
-            _written.pop(next(iter(_written)))
+# from the store. A value from another run is always read.
+WRITTEN_KEPT_BYTES = 8 * 1024 * 1024
+_written = RecentBytes(WRITTEN_KEPT_BYTES)
 
 
 class ManifestIOManager(dg.ConfigurableIOManager):
@@ -83,7 +73,7 @@ class ManifestIOManager(dg.ConfigurableIOManager):
             record = self._record(context.asset_key, partition)
             data = json.dumps(values[partition], sort_keys=True).encode()
             store.put_record(record, data)
-            _remember((store.uri, context.run_id, record), data)
+            _written.add((store.uri, context.run_id, record), data)
 
     def load_input(self, context: dg.InputContext):
         store = self.storage.blob_store()

@@ -163,34 +163,35 @@ def s3_client():
         return client
 
 
-class _RecentBlobs:
-    """Blobs this process wrote or read lately, by store and sha256, at most `limit` bytes (least
-    recently used out first). Blobs are immutable, so a hit is the blob's bytes; it spares the GET
-    when a later step of the same run reads what an earlier one wrote (lod_chain reads the model
-    generated_model put, engine_export and the checks the levels lod_chain put), and the HEAD when
-    the same bytes are put again."""
+class RecentBytes:
+    """Byte strings this process wrote or read lately, by key, at most `limit` bytes (least recently
+    used out first; one over a quarter of the limit is not kept). For what never changes under its
+    key: blobs by (store, sha256) here, which spares the GET when a later step of the same run reads
+    what an earlier one wrote (lod_chain reads the model generated_model put, engine_export and the
+    checks the levels lod_chain put) and the HEAD when the same bytes are put again; a run's
+    manifests by (store, run, record) in `resources.ManifestIOManager`."""
 
     def __init__(self, limit: int):
         self.limit, self.size = limit, 0
-        self._items: dict[tuple[str, str], bytes] = {}  # insertion order = recency
+        self._items: dict[tuple, bytes] = {}  # insertion order = recency
         self._lock = threading.Lock()
         # a forked child (Celery's prefork pool) must not inherit the lock held by another thread
         os.register_at_fork(after_in_child=lambda: setattr(self, "_lock", threading.Lock()))
 
-    def get(self, uri: str, sha: str) -> bytes | None:
+    def get(self, key: tuple) -> bytes | None:
         with self._lock:
-            data = self._items.pop((uri, sha), None)
+            data = self._items.pop(key, None)
             if data is not None:
-                self._items[(uri, sha)] = data
+                self._items[key] = data
             return data
 
-    def add(self, uri: str, sha: str, data: bytes) -> None:
+    def add(self, key: tuple, data: bytes) -> None:
         if len(data) > self.limit // 4:
             return
         with self._lock:
-            old = self._items.pop((uri, sha), None)
+            old = self._items.pop(key, None)
             self.size += len(data) - (len(old) if old is not None else 0)
-            self._items[(uri, sha)] = data
+            self._items[key] = data
             while self.size > self.limit:
                 self.size -= len(self._items.pop(next(iter(self._items))))
 
@@ -204,9 +205,9 @@ HEAD_FIRST_BYTES = 1024 * 1024
 
 class S3BlobStore(BlobStore):
     """Blobs as objects under `blobs/`, records under `records/`. Blob requests go through a
-    per-process cache of recent blobs (`_RecentBlobs`); records are mutable and always read from S3."""
+    per-process cache of recent blobs (`RecentBytes`); records are mutable and always read from S3."""
 
-    recent = _RecentBlobs(RECENT_BLOB_BYTES)
+    recent = RecentBytes(RECENT_BLOB_BYTES)
 
     def __init__(self, uri: str, client=None):
         self.uri = uri.rstrip("/")
@@ -218,10 +219,10 @@ class S3BlobStore(BlobStore):
 
     def put(self, data: bytes, content_type: str = "application/octet-stream") -> str:
         sha = sha256_bytes(data)
-        if self.recent.get(self.uri, sha) is None:
+        if self.recent.get((self.uri, sha)) is None:
             if len(data) < HEAD_FIRST_BYTES or not self.exists(sha):
                 self._put(self._key(_blob_key(sha)), data, content_type)
-            self.recent.add(self.uri, sha, data)
+            self.recent.add((self.uri, sha), data)
         return sha
 
     def _put(self, key: str, data: bytes, content_type: str) -> None:
@@ -238,7 +239,7 @@ class S3BlobStore(BlobStore):
     def get(self, sha: str) -> bytes:
         from botocore.exceptions import ClientError
 
-        data = self.recent.get(self.uri, sha)
+        data = self.recent.get((self.uri, sha))
         if data is not None:
             return data
         try:
@@ -247,13 +248,13 @@ class S3BlobStore(BlobStore):
             raise StorageError(f"blob {sha} is missing from {self.uri}: {exc}") from None
         if sha256_bytes(data) != sha:
             raise StorageError(f"blob {sha} in {self.uri} is corrupt (hash mismatch)")
-        self.recent.add(self.uri, sha, data)
+        self.recent.add((self.uri, sha), data)
         return data
 
     def exists(self, sha: str) -> bool:
         from botocore.exceptions import ClientError
 
-        if self.recent.get(self.uri, sha) is not None:
+        if self.recent.get((self.uri, sha)) is not None:
             return True
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(_blob_key(sha)))

@@ -18,7 +18,6 @@ from pipeline.geometry.lod import (
     MIN_STEP,
     LodBudget,
     Surface,
-    _point_triangle_distance,
     build_lod_chain,
     downscale_texture,
     pixel_m,
@@ -220,6 +219,27 @@ def test_screen_size_is_where_the_error_covers_one_pixel():
 
 # ----------------------------------------------------------------------------------------------
 # Surface distance
+
+
+def _segment_distance(p: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Distance from points to segments uv, row by row."""
+    d = v - u
+    pu = p - u
+    t = np.clip(np.einsum("ij,ij->i", pu, d) / np.maximum(np.einsum("ij,ij->i", d, d), 1e-30), 0.0, 1.0)
+    return np.linalg.norm(pu - t[:, None] * d, axis=1)
+
+
+def _point_triangle_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Brute-force reference: distance from points to triangles, row by row (float64)."""
+    p, a, b, c = (np.asarray(x, np.float64) for x in (p, a, b, c))
+    n = np.cross(b - a, c - a)
+    nn = np.einsum("ij,ij->i", n, n)
+    inside = nn > 1e-30
+    for u, v in ((a, b), (b, c), (c, a)):
+        inside &= np.einsum("ij,ij->i", np.cross(v - u, p - u), n) >= 0
+    out = np.minimum(np.minimum(_segment_distance(p, a, b), _segment_distance(p, b, c)), _segment_distance(p, c, a))
+    plane = np.abs(np.einsum("ij,ij->i", p - a, n)) / np.sqrt(np.maximum(nn, 1e-30))
+    return np.where(inside, plane, out)
 
 
 def test_surface_distance_of_offset_and_identical_surfaces():

@@ -16,7 +16,7 @@ from botocore.exceptions import EndpointConnectionError
 from pipeline.export.catalog import collect_assets, rebuild_catalog
 from pipeline.export.profiles import build_profile, level_glbs
 from pipeline.export.publish import LocalTarget, PublishError, S3Target, open_target, publish, read_latest
-from pipeline.storage import HEAD_FIRST_BYTES, S3BlobStore, StorageError, _RecentBlobs
+from pipeline.storage import HEAD_FIRST_BYTES, RecentBytes, S3BlobStore, StorageError
 from tests.test_export_profiles import sample_input
 
 pytest_plugins = ["tests.s3server"]
@@ -265,7 +265,7 @@ def test_a_complete_version_stands_even_if_a_rebuild_differs(tmp_path):
 def test_blob_store_reads_back_what_it_wrote_and_heads_only_large_blobs(s3_server, monkeypatch):
     client = s3_server.client()
     store = S3BlobStore(s3_server.uri())
-    fresh = lambda: monkeypatch.setattr(S3BlobStore, "recent", _RecentBlobs(64 * 1024 * 1024))  # noqa: E731
+    fresh = lambda: monkeypatch.setattr(S3BlobStore, "recent", RecentBytes(64 * 1024 * 1024))  # noqa: E731
     fresh()
     small, large = b"preview" * 100, os.urandom(HEAD_FIRST_BYTES)
     with requests_made(client) as calls:
@@ -286,13 +286,13 @@ def test_blob_store_reads_back_what_it_wrote_and_heads_only_large_blobs(s3_serve
     with pytest.raises(StorageError, match="corrupt"):
         store.get(small_sha)
 
-    recent = _RecentBlobs(100)
+    recent = RecentBytes(100)
     for name in "abcde":
-        recent.add("s3://b", name, name.encode() * 24)
-        recent.get("s3://b", "a") if name == "b" else None  # a read makes `a` recent again
-    assert recent.get("s3://b", "b") is None and recent.get("s3://b", "a") == b"a" * 24  # 120 > 100 bytes: b out
-    recent.add("s3://b", "big", b"x" * 26)  # over a quarter of the limit: not kept
-    assert recent.get("s3://b", "big") is None and recent.size == 96
+        recent.add(("s3://b", name), name.encode() * 24)
+        recent.get(("s3://b", "a")) if name == "b" else None  # a read makes `a` recent again
+    assert recent.get(("s3://b", "b")) is None and recent.get(("s3://b", "a")) == b"a" * 24  # 120 > 100 bytes: b out
+    recent.add(("s3://b", "big"), b"x" * 26)  # over a quarter of the limit: not kept
+    assert recent.get(("s3://b", "big")) is None and recent.size == 96
 
 
 def test_a_new_version_is_published_with_one_listing_and_no_lookup_per_object(s3_server):

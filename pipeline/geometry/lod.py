@@ -236,27 +236,6 @@ class Surface:
         return self.grid.distance(points)
 
 
-def _segment_distance(p: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Distance from points to segments uv, row by row."""
-    d = v - u
-    pu = p - u
-    t = np.clip(np.einsum("ij,ij->i", pu, d) / np.maximum(np.einsum("ij,ij->i", d, d), 1e-30), 0.0, 1.0)
-    return np.linalg.norm(pu - t[:, None] * d, axis=1)
-
-
-def _point_triangle_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Brute-force reference: distance from points to triangles, row by row (float64)."""
-    p, a, b, c = (np.asarray(x, np.float64) for x in (p, a, b, c))
-    n = np.cross(b - a, c - a)
-    nn = np.einsum("ij,ij->i", n, n)
-    inside = nn > 1e-30
-    for u, v in ((a, b), (b, c), (c, a)):
-        inside &= np.einsum("ij,ij->i", np.cross(v - u, p - u), n) >= 0
-    out = np.minimum(np.minimum(_segment_distance(p, a, b), _segment_distance(p, b, c)), _segment_distance(p, c, a))
-    plane = np.abs(np.einsum("ij,ij->i", p - a, n)) / np.sqrt(np.maximum(nn, 1e-30))
-    return np.where(inside, plane, out)
-
-
 def _symmetric(a: Surface, b: Surface, samples: int, seed: int,
                a_samples: np.ndarray | None = None) -> tuple[float, float]:
     pa = a.sample(samples, seed) if a_samples is None else a_samples
