@@ -77,6 +77,22 @@ def time_full(samples: list[tuple[float, int]], limit: int, start: float, end: f
     return {"full_share": full / span, "mean_busy": busy / span}
 
 
+def not_full_split(samples: list[tuple[float, int]], waiting: list[tuple[float, int]], limit: int,
+                   start: float, end: float) -> dict[str, float]:
+    """Of [start, end), the share a pool was not full while a run waited at it (the refill is slow) and
+    while none did (nothing to give it: the run queue, the workers or the work ran short)."""
+    span = end - start
+    if span <= 0 or len(samples) != len(waiting):
+        return {}
+    pairs = sorted((t, used, w) for (t, used), (_, w) in zip(samples, waiting))
+    out = {"not_full_run_waiting": 0.0, "not_full_none_waiting": 0.0}
+    for i, (t, used, w) in enumerate(pairs):
+        lo, hi = max(t, start), min(pairs[i + 1][0] if i + 1 < len(pairs) else end, end)
+        if hi > lo and used < limit:
+            out["not_full_run_waiting" if w else "not_full_none_waiting"] += (hi - lo) / span
+    return out
+
+
 def intervals_at_once(intervals: list[tuple[float, float]]) -> list[tuple[float, int]]:
     """(time, how many intervals are open) at every start and end: the vendor's own record of how
     many jobs it ran at once, in the same shape as the pool samples."""
@@ -113,13 +129,13 @@ def read_procs() -> dict[int, Proc]:
     return procs
 
 
-def tree(procs: dict[int, Proc], root: int) -> list[Proc]:
-    """`root` and all its live descendants. Their CPU times summed count each finished descendant
+def tree(procs: dict[int, Proc], *roots: int) -> list[Proc]:
+    """`roots` and all their live descendants. Their CPU times summed count each finished descendant
     once (in the cutime of whoever reaped it) and each live one once."""
     children: dict[int, list[int]] = {}
     for p in procs.values():
         children.setdefault(p.ppid, []).append(p.pid)
-    out, todo = [], [root]
+    out, todo = [], list(roots)
     while todo:
         pid = todo.pop()
         if pid in procs:
@@ -185,19 +201,20 @@ def emulators(compress: float):
 class Sampler(threading.Thread):
     """Every SAMPLE_S: each component's process tree (RSS, CPU) and each provider pool's slots in use."""
 
-    def __init__(self, components: dict[str, int], pools: list[str]):
+    def __init__(self, components: dict[str, tuple[int, ...]], pools: list[str]):
         super().__init__(daemon=True)
         self.components, self.pools = components, pools
         self.peak_rss = {name: 0 for name in components}
         self.cpu = {name: 0.0 for name in components}
         self.pool_samples: dict[str, list[tuple[float, int]]] = {p: [] for p in pools}
+        self.waiting: dict[str, list[tuple[float, int]]] = {p: [] for p in pools}  # runs waiting at the pool
         self.limits: dict[str, int] = {}
         self.stopped = threading.Event()
         self.error: str | None = None
 
     def snapshot_cpu(self) -> dict[str, float]:
         procs = read_procs()
-        return {name: sum(p.cpu_s for p in tree(procs, pid)) for name, pid in self.components.items()}
+        return {name: sum(p.cpu_s for p in tree(procs, *pids)) for name, pids in self.components.items()}
 
     def run(self) -> None:
         import dagster as dg
@@ -206,13 +223,14 @@ class Sampler(threading.Thread):
         try:
             while not self.stopped.wait(SAMPLE_S):
                 procs = read_procs()
-                for name, pid in self.components.items():
-                    members = tree(procs, pid)
+                for name, pids in self.components.items():
+                    members = tree(procs, *pids)
                     self.peak_rss[name] = max(self.peak_rss[name], sum(p.rss for p in members))
                 if instance is not None:
                     now = time.monotonic()
                     for pool, info in instance.event_log_storage.get_concurrency_infos(self.pools).items():
                         self.pool_samples[pool].append((now, info.active_slot_count))
+                        self.waiting[pool].append((now, info.pending_step_count))
                         if info.slot_count:
                             self.limits[pool] = info.slot_count
         except Exception as exc:  # noqa: BLE001 - a dead sampler is reported, not hidden
@@ -330,6 +348,7 @@ def run_durations(instance, backfill_id: str) -> dict[str, float]:
             (r.start_time, r.end_time))
     most = {name: max(n for _, n in intervals_at_once(spans)) for name, spans in sorted(by_provider.items())}
     return {"runs": len(records), "succeeded": ok, "run_ids": [r.dagster_run.run_id for r in runs], "mean_run_s": sum(ran) / len(ran), "max_run_s": max(ran),
+            "first_start": min(r.start_time for r in runs),
             "mean_queued_s": sum(queued) / len(queued), "most_in_flight_by_provider": most}
 
 
@@ -403,15 +422,16 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
         for proc in procs.values():
             cleanup.callback(stop, proc)
         instance = cleanup.enter_context(dg.DagsterInstance.get())
-        url = cleanup.enter_context(dagster_processes(env, daemon=True, log_dir=root / "logs"))
-        components = {**{name: p.pid for name, p in procs.items()}, **_service_pids(stack)}
+        url = cleanup.enter_context(dagster_processes(env, daemon=True, log_dir=root / "logs", code_server=True))
+        components = {**{name: (p.pid,) for name, p in procs.items()}, **_service_pids(stack)}
         mine = {p.pid: p for p in read_procs().values() if p.ppid == os.getpid()}
         for pid in mine:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-            if "dagster-daemon" in cmd:
-                components["daemon"] = pid
+            # the daemon machine's scheduling: the daemon, and the code server its sensors run in
+            if "dagster-daemon" in cmd or "code-server" in cmd:
+                components["daemon"] = components.get("daemon", ()) + (pid,)
             elif "dagster-webserver" in cmd:
-                components["webserver"] = pid
+                components["webserver"] = (pid,)
         pools = [f"kiln/{p}" for p in dict.fromkeys(vendor_deal())] if workload == "vendor" else []
         sampler = Sampler(components, pools)
         sampler.start()
@@ -436,8 +456,12 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
         sampler.join(timeout=30)
         n = len(ids) - 1
         runs = run_durations(instance, bf_id)
+        # Launch -> first run started: mostly the wait for the backfill daemon's next pass (Dagster runs
+        # it every 30 s, not configurable); the rate after it is what the stack sustains.
+        pickup = runs.get("first_start", math.nan) - instance.get_backfill(bf_id).backfill_timestamp
         result.figures = {
             "assets": n, "wall_s": wall, "assets_per_min": runs.get("succeeded", 0) / wall * 60,
+            "pickup_s": pickup, "assets_per_min_after_pickup": runs.get("succeeded", 0) / (wall - pickup) * 60,
             "succeeded": runs.get("succeeded", 0), "runs": runs,
             "lone": {"wall_s": lone_wall, **lone},
             "overhead_per_asset_s": runs.get("mean_run_s", math.nan) - lone.get("mean_run_s", math.nan),
@@ -467,6 +491,7 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
                 jobs = [(j.created, j.ready_at) for j in emu.jobs.values() if j.ready_at and j.created >= t0]
                 at_once = intervals_at_once(jobs)
                 pools_out[name] = {"limit": limit, **time_full(sampler.pool_samples[pool], limit, t0, t1),
+                                   **not_full_split(sampler.pool_samples[pool], sampler.waiting[pool], limit, t0, t1),
                                    "vendor_jobs": len(jobs),
                                    "vendor_record": time_full(at_once, limit, t0, t1),
                                    # from its first job to its last: the pool's own share of the work
@@ -477,11 +502,11 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
     return result
 
 
-def _service_pids(stack: Stack) -> dict[str, int]:
-    pids = {"postgres": stack.pg.pid, "s3": stack.s3.pid}
+def _service_pids(stack: Stack) -> dict[str, tuple[int, ...]]:
+    pids = {"postgres": (stack.pg.pid,), "s3": (stack.s3.pid,)}
     for p in read_procs().values():  # redis-server is a child of this process
         if p.ppid == os.getpid() and b"redis-server" in Path(f"/proc/{p.pid}/cmdline").read_bytes():
-            pids["redis"] = p.pid
+            pids["redis"] = (p.pid,)
     return pids
 
 
@@ -502,6 +527,12 @@ def table(results: list[Result], compress: float) -> str:
           f"{f['runs'].get('mean_run_s', math.nan):>7.1f}s {f['overhead_per_asset_s']:>+7.1f}s "
           f"{f['runs'].get('mean_queued_s', math.nan):>6.0f}s {f['peak_rss_mb'].get('daemon', 0):>9.0f} "
           f"{workers_mb:>13} {f['db_rows_per_asset']:>13.0f} {f['s3_objects_per_asset']:>12.1f}\n")
+    w("\nlaunch to first run started (the backfill daemon's next pass, every 30 s in Dagster), and the rate "
+      "after it:\n")
+    for r in results:
+        f = r.figures
+        w(f"  {r.workload} {r.workers} worker(s): first run started {f.get('pickup_s', math.nan):.0f} s after "
+          f"launch; {f.get('assets_per_min_after_pickup', math.nan):.1f} assets/min from then on\n")
     w("\nwhere a run's time goes (s; lone run / mean of up to 10 backfill runs; queued = in the run queue, "
       "to worker = launched until a worker process started it, waiting in the broker included):\n")
     for r in results:
@@ -532,7 +563,9 @@ def table(results: list[Result], compress: float) -> str:
             w(f"  kiln/{name:10} limit {p['limit']}: full {p['full_share']:6.1%} of the backfill, mean "
               f"{p['mean_busy']:6.1%} busy (vendor's record: {p['vendor_record']['mean_busy']:6.1%} busy, "
               f"{p['vendor_jobs']} jobs; full {own:6.1%} from its first job to its last)  "
-              f"target >= {TARGET_POOL_FULL:.0%}: {'met' if ok else 'NOT met'}\n")
+              f"target >= {TARGET_POOL_FULL:.0%}: {'met' if ok else 'NOT met'}\n"
+              f"  {'':15} not full {p.get('not_full_run_waiting', math.nan):6.1%} of the backfill with a run "
+              f"waiting at the pool, {p.get('not_full_none_waiting', math.nan):6.1%} with none waiting\n")
         most = r.figures.get("runs", {}).get("most_in_flight_by_provider")
         if most:
             w("  most runs in flight at once per provider (the run queue's `kiln/provider` limits): "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import dagster as dg
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
@@ -23,10 +23,14 @@ PROVIDER_TAG = "kiln/provider"
 
 
 @contextmanager
-def provider_slot(context: dg.AssetExecutionContext, provider: str, *, poll_s: float = 1.0) -> Iterator[None]:
+def provider_slot(context: dg.AssetExecutionContext, provider: str, *,
+                  poll_s: float = 0.5) -> Iterator[Callable[[], None]]:
+    """Hold one slot of the provider's pool; yields `free`, which gives it back early (once the vendor
+    has finished the job: fetching its file no longer takes the vendor's capacity). Runs waiting for
+    a slot ask every `poll_s`, so a freed slot is taken again within it."""
     storage = context.instance.event_log_storage
     if not storage.supports_global_concurrency_limits:  # e.g. an ephemeral in-memory instance
-        yield
+        yield lambda: None
         return
     key = pool_for(provider)
     info = storage.get_concurrency_info(key)
@@ -46,10 +50,18 @@ def provider_slot(context: dg.AssetExecutionContext, provider: str, *, poll_s: f
         claim = storage.claim_concurrency_slot(key, run_id, step_key)
     if waited:
         context.log.info(f"got a slot in pool {key} after {waited:.0f} s")
+    held = True
+
+    def free() -> None:
+        nonlocal held
+        if held:
+            held = False
+            storage.free_concurrency_slot_for_step(run_id, step_key)
+
     try:
-        yield
+        yield free
     finally:
-        storage.free_concurrency_slot_for_step(run_id, step_key)
+        free()
 
 
 def run_provider(run: dg.DagsterRun) -> str | None:

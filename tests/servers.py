@@ -42,12 +42,15 @@ def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
 
 
 @contextmanager
-def dagster_processes(env: dict[str, str], *, daemon: bool = False, log_dir: Path):
-    """Yield the webserver's base URL; the webserver (and daemon) are stopped by PID even on failure."""
+def dagster_processes(env: dict[str, str], *, daemon: bool = False, log_dir: Path, code_server: bool = False):
+    """Yield the webserver's base URL; the webserver (and daemon) are stopped by PID even on failure.
+    With `code_server`, both use one standing code server through deploy/workspace.yaml, as a team
+    deployment does (README.md, "Scale-out"), instead of each starting its own."""
     port = free_port()
     procs: list[subprocess.Popen] = []
     log_dir.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **env}
+    workspace = ROOT / "workspace.yaml"
     # Create the instance's storage before two processes race to create it ("table alembic_version
     # already exists" kills the daemon when both start on an empty DAGSTER_HOME).
     from dagster import DagsterInstance
@@ -55,21 +58,33 @@ def dagster_processes(env: dict[str, str], *, daemon: bool = False, log_dir: Pat
     with DagsterInstance.from_config(full_env["DAGSTER_HOME"]) as instance:
         instance.get_runs(limit=1)
     try:
-        procs.append(subprocess.Popen(
-            [str(BIN / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+        if code_server:
+            grpc_port = free_port()
+            full_env.update(KILN_CODE_SERVER_HOST="127.0.0.1", KILN_CODE_SERVER_PORT=str(grpc_port))
+            workspace = ROOT / "deploy" / "workspace.yaml"
+            procs.append(subprocess.Popen(
+                [str(BIN / "dagster"), "code-server", "start", "-m", "pipeline.definitions", "--location-name", "kiln",
+                 "-h", "127.0.0.1", "-p", str(grpc_port)],
+                cwd=ROOT, env=full_env, start_new_session=True,
+                stdout=open(log_dir / "code-server.log", "wb"), stderr=subprocess.STDOUT,
+            ))
+            _wait_for_code_server(procs[-1], grpc_port, log_dir / "code-server.log")
+        webserver = subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
             cwd=ROOT, env=full_env, start_new_session=True,
             stdout=open(log_dir / "webserver.log", "wb"), stderr=subprocess.STDOUT,
-        ))
+        )
+        procs.append(webserver)
         if daemon:
             procs.append(subprocess.Popen(
-                [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+                [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
                 cwd=ROOT, env=full_env, start_new_session=True,
                 stdout=open(log_dir / "daemon.log", "wb"), stderr=subprocess.STDOUT,
             ))
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while True:
-            if procs[0].poll() is not None:
+            if webserver.poll() is not None:
                 raise RuntimeError(f"webserver exited early:\n{(log_dir / 'webserver.log').read_text()[-3000:]}")
             try:
                 if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
@@ -83,6 +98,22 @@ def dagster_processes(env: dict[str, str], *, daemon: bool = False, log_dir: Pat
     finally:
         for proc in reversed(procs):
             stop(proc)
+
+
+def _wait_for_code_server(proc: subprocess.Popen, port: int, log: Path, timeout: float = 120) -> None:
+    from dagster._grpc.client import DagsterGrpcClient
+
+    client, deadline = DagsterGrpcClient(port=port, host="127.0.0.1"), time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"code server exited early:\n{log.read_text()[-3000:]}")
+        try:
+            client.ping("")
+            return
+        except Exception:  # noqa: BLE001 - not listening yet
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"code server did not answer within {timeout:.0f} s") from None
+            time.sleep(0.5)
 
 
 def celery_home(path: Path, monitoring_poll_s: int = 5, max_concurrent_runs: int | None = None) -> Path:

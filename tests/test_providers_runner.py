@@ -116,6 +116,22 @@ def test_the_runner_keeps_polling_through_a_vendor_outage(tmp_path, monkeypatch)
         rig.emu.__exit__()
 
 
+def test_the_vendor_slot_is_given_back_when_the_job_is_done_before_its_file_is_fetched(tmp_path, monkeypatch):
+    rig = open_vendor("goneural", tmp_path, monkeypatch)
+    try:
+        provider, events = rig.provider(), []
+        fetch = provider.fetch
+        provider.fetch = lambda handle: events.append("fetch") or fetch(handle)
+        gen = generate(provider, make_request(), rig.store, log=rig.log, vendor_done=lambda: events.append("done"))
+        assert gen.glb == rig.emu.glb and events == ["done", "fetch"]
+        # a reused result never reached the vendor: nothing to give back, nothing fetched
+        events.clear()
+        assert generate(rig.provider(), make_request(), rig.store, vendor_done=lambda: events.append("done")).reused
+        assert events == []
+    finally:
+        rig.emu.__exit__()
+
+
 def test_retry_after_takes_seconds_or_an_http_date():
     assert provider_http.retry_after_seconds("7") == 7.0
     when = email.utils.formatdate(time.time() + 30, usegmt=True)

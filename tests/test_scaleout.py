@@ -75,7 +75,7 @@ def test_backfill_on_two_celery_workers_survives_a_killed_worker(redis_server, p
     logs = [tmp_path / name / "worker.log" for name in workers] + [tmp_path / "logs" / "daemon.log"]
     instance = dg.DagsterInstance.from_config(str(home))
     try:
-        with dagster_processes(env, daemon=True, log_dir=tmp_path / "logs") as url:
+        with dagster_processes(env, daemon=True, log_dir=tmp_path / "logs", code_server=True) as url:
             launched = graphql(url, LAUNCH_BACKFILL, {"p": {
                 "title": "studio backfill on two workers",
                 "partitionNames": ASSETS,
@@ -101,11 +101,14 @@ def test_backfill_on_two_celery_workers_survives_a_killed_worker(redis_server, p
                 done_on_a = [r for r in runs() if r.status == dg.DagsterRunStatus.SUCCESS and on_worker(r) == "kiln-a"]
                 running_on_a = [r for r in runs() if r.status == dg.DagsterRunStatus.STARTED and on_worker(r) == "kiln-a"]
                 return done_on_a and running_on_a and running_on_a[0]
-            killed = wait("worker kiln-a to finish one run and start another", victim, 900, 1.0, logs)
-            time.sleep(1.0)  # mid-run
+            wait("worker kiln-a to finish one run and start another", victim, 900, 0.2, logs)
             os.killpg(workers["kiln-a"].pid, signal.SIGKILL)
             workers["kiln-a"].wait(timeout=30)
             killed_at = time.time()
+            # the run kiln-a died in (a run takes about 2 s, so not always the one seen just before)
+            in_flight = [r for r in runs() if r.status == dg.DagsterRunStatus.STARTED and on_worker(r) == "kiln-a"]
+            assert len(in_flight) == 1, in_flight
+            killed = in_flight[0]
 
             def exported():
                 return all(_materialized(instance, "engine_export", p) for p in ASSETS)

@@ -113,9 +113,10 @@ def _generate(context: dg.AssetExecutionContext, config: GenerateConfig, storage
     started = time.monotonic()
     try:
         provider = make_provider(provider_name, base_url=config.base_url, options=options)
-        with provider_slot(context, provider_name):
+        with provider_slot(context, provider_name) as free_slot:
             gen = generate(provider, request, store, log=context.log.info, budget=budget,
-                           force_resubmit=context.run.run_id if config.force_resubmit else None)
+                           force_resubmit=context.run.run_id if config.force_resubmit else None,
+                           vendor_done=free_slot)
     except ProviderError as exc:
         text = str(exc).removeprefix(f"asset {asset_id}: ")
         raise dg.Failure(description=one_line(f"asset {asset_id}: concept folder {concept_art['folder']}: {text}"),

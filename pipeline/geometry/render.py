@@ -1,7 +1,7 @@
-"""A small numpy software rasterizer: previews for artists and the renders the metrics compare.
+"""A small software rasterizer: previews for artists and the renders the metrics compare.
 
-No GPU, no OpenGL context: a z-buffer over vectorized triangle fragments, barycentric texture
-lookup and Lambert shading. Good enough to judge a blockout at 256-1024 px and exact enough for
+No GPU, no OpenGL context: a z-buffer over triangle fragments, barycentric texture lookup and
+Lambert shading, their per-pixel loops compiled with numba (`rasterizer`). Good enough to judge a blockout at 256-1024 px and exact enough for
 silhouette IoU (a pixel is covered when its centre is inside a triangle).
 
 Camera convention: yaw 0 looks at the model's front (+Z faces the camera); positive yaw orbits the
@@ -269,58 +269,48 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
     frame = frame or fit_frame(first, yaw_deg, pitch_deg, aspect=width / height)
     screen, depth, inv_w = _project(positions, yaw_deg, pitch_deg, frame, width, height, ortho)
     tri, bary = rasterize(screen, depth, triangles, width, height, cull=_single_sided(first, tri_material))
-    covered = tri >= 0
-    t = tri[covered]
+    from . import rasterizer  # numba, as in `rasterize`
+
+    triangles, tri_material = np.ascontiguousarray(triangles, np.int64), np.ascontiguousarray(tri_material, np.int64)
     # per pixel in float32: the result is 8-bit, and float64 doubles the cost of every pixel pass
-    b = bary[covered]
-    if not ortho and len(t):  # perspective-correct interpolation
-        b = b * inv_w[triangles[t]].astype(np.float32)
-        b /= b.sum(axis=1, keepdims=True)
-    corners = triangles[t]  # (k, 3)
+    if not ortho:  # perspective-correct interpolation
+        bary = rasterizer.perspective(tri, bary, triangles, np.ascontiguousarray(inv_w, np.float32))
     max_side = texture_side or 2 * max(width, height)
+    basis = np.ascontiguousarray(np.stack(camera_basis(yaw_deg, pitch_deg), axis=1), np.float32)
+    light = (_LIGHT / np.linalg.norm(_LIGHT)).astype(np.float32)
+    no_texture, no_normals = np.zeros((0, 0, 4), np.float32), np.zeros((0, 3), np.float32)
     outs = []
     for model in models:
         out = np.empty((height, width, 4), np.uint8)
         out[:] = np.asarray(background, np.uint8)
         outs.append(out)
-        if not len(t):
-            continue
         _, _, normals, uvs, tri_material = flat if model is first else _flatten(model)
-        colour = np.ones((len(t), 3), np.float32)
-        alpha = np.ones(len(t), np.float32)
+        colour = np.ones((height, width, 3), np.float32)
+        alpha = np.ones((height, width), np.float32)
+        uvs32 = np.ascontiguousarray(uvs, np.float32) if uvs is not None else np.zeros((0, 2), np.float32)
         for index, material in enumerate(model.materials):
-            sel = tri_material[t] == index
-            every = bool(sel.all())  # one material over every pixel: no masked copies
-            if not every and not sel.any():
-                continue
-            factor = np.asarray(material.base_color_factor, np.float32)
-            rgba = np.tile(factor, (int(sel.sum()), 1))
+            texture = no_texture
             if material.base_color_texture is not None and uvs is not None:
-                uv = interpolate(uvs, corners if every else corners[sel], b if every else b[sel])
                 try:
                     texture = texture_pixels(model.image(material.base_color_texture).data, max_side)
-                    rgba = rgba * sample_bilinear(texture, uv)
                 except (OSError, ValueError):
                     pass  # an undecodable texture renders as its factor alone
-            colour[sel] = rgba[:, :3]
-            alpha[sel] = rgba[:, 3] if material.alpha_mode != "OPAQUE" else 1.0
-        if lighting:
-            right, up, toward = camera_basis(yaw_deg, pitch_deg)
-            n = interpolate(normals, corners, b)
-            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), np.float32(1e-12))
-            if normal_maps and any(m.normal_texture is not None for m in model.materials):
-                from .bake import SurfaceDetail
+            rasterizer.base_colour(tri, bary, triangles, tri_material, index,
+                                   np.asarray(material.base_color_factor, np.float32),
+                                   material.alpha_mode == "OPAQUE", uvs32, texture, colour, alpha)
+        normals32 = np.ascontiguousarray(normals, np.float32)
+        given = no_normals
+        if lighting and normal_maps and any(m.normal_texture is not None for m in model.materials):
+            from .bake import SurfaceDetail
 
-                detail = SurfaceDetail.of(model, max_side)
-                if detail is not None:
-                    n = detail.apply(triangles, t, b, n)
-            n_cam = n @ np.stack([right, up, toward], axis=1).astype(n.dtype)
-            n_cam[n_cam[:, 2] < 0] *= -1  # two-sided: a back face seen through a hole still gets light
-            light = (_LIGHT / np.linalg.norm(_LIGHT)).astype(n.dtype)
-            shade = 0.35 + 0.75 * np.clip(n_cam @ light, 0, 1)
-            colour = colour * shade[:, None]
-        out[covered, :3] = np.clip(colour * 255 + 0.5, 0, 255).astype(np.uint8)
-        out[covered, 3] = np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8)
+            detail = SurfaceDetail.of(model, max_side)
+            if detail is not None:  # the normal maps' detail, per covered pixel in row order
+                covered = tri >= 0
+                t, b = tri[covered], bary[covered]
+                n = interpolate(normals32, triangles[t], b)
+                n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), np.float32(1e-12))
+                given = np.ascontiguousarray(detail.apply(triangles, t, b, n), np.float32)
+        rasterizer.shade(tri, bary, triangles, normals32, given, basis, light, lighting, colour, alpha, out)
     return outs
 
 

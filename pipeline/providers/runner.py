@@ -271,6 +271,7 @@ def generate(
     deadline_s: float | None = None,
     max_glb_bytes: int | None = None,
     force_resubmit: str | None = None,
+    vendor_done: Callable[[], None] = lambda: None,
 ) -> Generation:
     """Generate (or resume, or reuse) the GLB for `request`; see the module docstring for the rules.
 
@@ -279,10 +280,12 @@ def generate(
     call only resumed it) and 0 for a reused result; only new submissions are charged to `budget`.
     `force_resubmit` is a token naming the decision to pay again (the Dagster run id): it supersedes an
     unresolved intent, a failed, lost or broken job once; the same token never forces twice, so a
-    retried step resumes what the forced submission started.
+    retried step resumes what the forced submission started. `vendor_done` is called once the vendor
+    has finished the job, before its file is fetched and stored: the job no longer counts against the
+    vendor's concurrency (the caller frees its pool slot there).
     """
     try:
-        return _Run(provider, request, store, log, budget, force_resubmit).run(
+        return _Run(provider, request, store, log, budget, force_resubmit, vendor_done).run(
             poll_interval_s or provider.poll_interval_s, deadline_s or provider.deadline_s,
             max_glb_bytes or provider.max_glb_bytes or DEFAULT_MAX_GLB_BYTES)
     finally:
@@ -291,8 +294,10 @@ def generate(
 
 class _Run:
     def __init__(self, provider: Provider, request: GenerationRequest, store: BlobStore,
-                 log: Callable[[str], None], budget: SpendBudget | None, force_token: str | None):
+                 log: Callable[[str], None], budget: SpendBudget | None, force_token: str | None,
+                 vendor_done: Callable[[], None]):
         self.provider, self.request, self.store, self.log, self.budget = provider, request, store, log, budget
+        self.vendor_done = vendor_done
         self.name = provider.name
         self.params = provider.params(request)  # validates; raises before any request, upload or reservation
         self.request_hash = request.fingerprint(self.name, self.params)
@@ -567,6 +572,7 @@ class _Run:
                     f"{name} job {handle.job_id} for {self.asset} did not finish within "
                     f"{deadline:.0f} s (it is recorded; a retry or re-run resumes it without paying again)")
             time.sleep(status.retry_after_s or poll_s)
+        self.vendor_done()
         glb = provider.fetch(handle)
         try:
             check_glb(glb, source=f"{name} job {handle.job_id}", max_bytes=limit)
