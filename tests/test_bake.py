@@ -123,3 +123,46 @@ def test_bake_level_maps_what_helps_and_says_why_elsewhere():
     assert all((p.tangents is not None) == (p.material == 0) for p in back.primitives)
     if khronos.available():
         khronos.assert_valid(glb, "LOD with a baked normal map")
+
+
+def test_the_renderers_compiled_passes_match_the_numpy_ones_bit_for_bit():
+    """rasterizer.base_colour and detail_normals are the renderer's compiled twins of sample_bilinear
+    over interpolated UVs and of SurfaceDetail.apply's perturb_normals (the bake's numpy passes)."""
+    from pipeline.geometry import rasterizer
+    from pipeline.geometry.bake import perturb_normals
+    from pipeline.geometry.model import interpolate
+    from pipeline.geometry.render import sample_bilinear
+
+    rng = np.random.default_rng(7)
+    h, w, n, m = 40, 50, 60, 30
+    tri = np.where(rng.random((h, w)) < 0.8, rng.integers(0, m, (h, w)), -1).astype(np.int32)
+    bary = rng.random((h, w, 3)).astype(np.float32)
+    bary /= bary.sum(axis=2, keepdims=True)
+    triangles = rng.integers(0, n, (m, 3)).astype(np.int64)
+    materials = rng.integers(0, 2, m).astype(np.int64)
+    uvs = (rng.random((n, 2)) * 1.2 - 0.1).astype(np.float32)  # some outside [0, 1]: clamped
+    tangents = np.concatenate([rng.normal(size=(n, 3)), np.sign(rng.normal(size=(n, 1)))], 1).astype(np.float32)
+    texels = rng.random((17, 23, 4)).astype(np.float32)
+    covered = tri >= 0
+    t, b = tri[covered], bary[covered]
+    mine = materials[t] == 1
+
+    colour, alpha = np.ones((h, w, 3), np.float32), np.ones((h, w), np.float32)
+    factor = np.array([0.9, 0.5, 0.25, 0.7], np.float32)
+    rasterizer.base_colour(tri, bary, triangles, materials, 1, factor, False, uvs, texels, colour, alpha)
+    expected = factor * sample_bilinear(texels, interpolate(uvs, triangles[t[mine]], b[mine]))
+    np.testing.assert_array_equal(colour[covered][mine], expected[:, :3])
+    np.testing.assert_array_equal(alpha[covered][mine], expected[:, 3])
+    assert (colour[covered][~mine] == 1).all()
+
+    normals = rng.normal(size=(n, 3)).astype(np.float32)
+    given = rasterizer.unit_normals(tri, bary, triangles, normals)
+    unit = interpolate(normals, triangles[t], b)
+    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), np.float32(1e-12))
+    np.testing.assert_array_equal(given, unit)
+    rasterizer.detail_normals(tri, bary, triangles, materials, 1, uvs, tangents, texels, np.float32(0.8), given)
+    corners = triangles[t[mine]]
+    expected = perturb_normals(unit[mine], interpolate(tangents, corners, b[mine]),
+                               sample_bilinear(texels, interpolate(uvs, corners, b[mine]))[:, :3], 0.8)
+    np.testing.assert_array_equal(given[mine], expected)
+    np.testing.assert_array_equal(given[~mine], unit[~mine])

@@ -219,3 +219,96 @@ def uv_raster(px, size, owner, bary):
                     texel = y * size + x
                     owner[texel] = t
                     bary[texel, 0], bary[texel, 1], bary[texel, 2] = l0, l1, l2
+
+
+@njit(cache=True, nogil=True)
+def _unit3(x, y, z):
+    length = max(np.sqrt(x * x + y * y + z * z), np.float32(1e-20))
+    return x / length, y / length, z / length
+
+
+@njit(cache=True, nogil=True)
+def detail_normals(tri, bary, triangles, tri_material, index, uvs, tangents, texels, scale, given):
+    """The renderer's `bake.SurfaceDetail.apply`: for the covered pixels (row order) of material
+    `index`, the unit normal in `given` (k, 3; `unit_normals`) perturbed in place by its normal map
+    (`bake.perturb_normals`: glTF's tangent frame, the same float32 arithmetic)."""
+    h, w = tri.shape
+    th, tw = texels.shape[0], texels.shape[1]
+    zero, half, two, one = np.float32(0.0), np.float32(0.5), np.float32(2.0), np.float32(1.0)
+    j = -1
+    for y in range(h):
+        for x in range(w):
+            f = tri[y, x]
+            if f < 0:
+                continue
+            j += 1
+            if tri_material[f] != index:
+                continue
+            c0, c1, c2 = triangles[f, 0], triangles[f, 1], triangles[f, 2]
+            w0, w1, w2 = bary[y, x, 0], bary[y, x, 1], bary[y, x, 2]
+            u = uvs[c0, 0] * w0
+            u += uvs[c1, 0] * w1
+            u += uvs[c2, 0] * w2
+            v = uvs[c0, 1] * w0
+            v += uvs[c1, 1] * w1
+            v += uvs[c2, 1] * w2
+            frame = np.empty(4, np.float32)
+            for k in range(4):
+                frame[k] = tangents[c0, k] * w0
+                frame[k] += tangents[c1, k] * w1
+                frame[k] += tangents[c2, k] * w2
+            sx = min(max(u * np.float32(tw) - half, zero), np.float32(tw - 1))
+            sy = min(max(v * np.float32(th) - half, zero), np.float32(th - 1))
+            if sx != sx:
+                sx = zero
+            if sy != sy:
+                sy = zero
+            x0, y0 = int(sx), int(sy)
+            fx, fy = sx - np.float32(x0), sy - np.float32(y0)
+            x1 = x0 + 1 if x0 < tw - 1 else x0
+            y1 = y0 + 1 if y0 < th - 1 else y0
+            m = np.empty(3, np.float32)
+            for k in range(3):
+                top, bottom = texels[y0, x0, k], texels[y1, x0, k]
+                top = top + (texels[y0, x1, k] - top) * fx
+                bottom = bottom + (texels[y1, x1, k] - bottom) * fx
+                m[k] = (top + (bottom - top) * fy) * two - one
+            m[0] *= scale
+            m[1] *= scale
+            n0, n1, n2 = given[j, 0], given[j, 1], given[j, 2]
+            d = n0 * frame[0] + n1 * frame[1] + n2 * frame[2]
+            t0, t1, t2 = _unit3(frame[0] - n0 * d, frame[1] - n1 * d, frame[2] - n2 * d)
+            sign = -one if frame[3] < zero else one
+            b0, b1, b2 = (n1 * t2 - n2 * t1) * sign, (n2 * t0 - n0 * t2) * sign, (n0 * t1 - n1 * t0) * sign
+            given[j, 0], given[j, 1], given[j, 2] = _unit3(m[0] * t0 + m[1] * b0 + m[2] * n0,
+                                                           m[0] * t1 + m[1] * b1 + m[2] * n1,
+                                                           m[0] * t2 + m[1] * b2 + m[2] * n2)
+
+
+@njit(cache=True, nogil=True)
+def unit_normals(tri, bary, triangles, normals):
+    """Per covered pixel (row order), the interpolated vertex normal made unit length (k, 3)."""
+    h, w = tri.shape
+    count = 0
+    for y in range(h):
+        for x in range(w):
+            if tri[y, x] >= 0:
+                count += 1
+    out = np.empty((count, 3), np.float32)
+    tiny = np.float32(1e-12)
+    j = 0
+    for y in range(h):
+        for x in range(w):
+            f = tri[y, x]
+            if f < 0:
+                continue
+            c0, c1, c2 = triangles[f, 0], triangles[f, 1], triangles[f, 2]
+            w0, w1, w2 = bary[y, x, 0], bary[y, x, 1], bary[y, x, 2]
+            for k in range(3):
+                out[j, k] = normals[c0, k] * w0
+                out[j, k] += normals[c1, k] * w1
+                out[j, k] += normals[c2, k] * w2
+            length = max(np.sqrt(out[j, 0] * out[j, 0] + out[j, 1] * out[j, 1] + out[j, 2] * out[j, 2]), tiny)
+            out[j, 0], out[j, 1], out[j, 2] = out[j, 0] / length, out[j, 1] / length, out[j, 2] / length
+            j += 1
+    return out

@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .model import Model, interpolate
+from .model import Model
 
 Frame = tuple[float, float, float, float]  # (left, right, bottom, top) on the image plane, meters
 _LIGHT = np.array([-0.35, 0.55, 0.75])  # camera space: from the upper left, in front
@@ -305,11 +305,13 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
 
             detail = SurfaceDetail.of(model, max_side)
             if detail is not None:  # the normal maps' detail, per covered pixel in row order
-                covered = tri >= 0
-                t, b = tri[covered], bary[covered]
-                n = interpolate(normals32, triangles[t], b)
-                n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), np.float32(1e-12))
-                given = np.ascontiguousarray(detail.apply(triangles, t, b, n), np.float32)
+                given = rasterizer.unit_normals(tri, bary, triangles, normals32)
+                streams, materials = detail.streams, np.ascontiguousarray(detail.tri_material, np.int64)
+                for index, (texels, scale) in detail.maps.items():
+                    rasterizer.detail_normals(tri, bary, triangles, materials, index,
+                                              np.ascontiguousarray(streams.uvs, np.float32),
+                                              np.ascontiguousarray(streams.tangents, np.float32),
+                                              texels, np.float32(scale), given)
         rasterizer.shade(tri, bary, triangles, normals32, given, basis, light, lighting, colour, alpha, out)
     return outs
 
