@@ -1,6 +1,7 @@
 """The renderer's and the bake's per-pixel passes compiled with numba (imported where they are used,
-so only processes that render or bake load numba): visibility (`raster`), shading (`perspective`,
-`base_colour`, `shade`, for `render.render_variants`) and the bake's texel coverage (`uv_raster`).
+so only processes that render or bake load numba): visibility (`raster`), shading for
+`render.render_variants` (`perspective`, `base_colour`, `unit_normals`, `detail_normals`, `shade`)
+and the bake's texel coverage (`uv_raster`).
 
 Visibility: for each pixel, the nearest triangle and its barycentrics (`render.rasterize`).
 
@@ -82,6 +83,40 @@ def raster(screen, depth, triangles, cull, width, height, tri, bary):
 
 
 @njit(cache=True, nogil=True)
+def _uv(uvs, c0, c1, c2, w0, w1, w2):
+    """A vertex UV blended over a triangle's corners (`model.interpolate`'s order)."""
+    u = uvs[c0, 0] * w0
+    u += uvs[c1, 0] * w1
+    u += uvs[c2, 0] * w2
+    v = uvs[c0, 1] * w0
+    v += uvs[c1, 1] * w1
+    v += uvs[c2, 1] * w2
+    return u, v
+
+
+@njit(cache=True, nogil=True)
+def _bilinear(texture, u, v, out):
+    """`render.sample_bilinear` at one UV (glTF: v down; clamp to edge) into `out`'s channels."""
+    th, tw = texture.shape[0], texture.shape[1]
+    zero, half = np.float32(0.0), np.float32(0.5)
+    sx = min(max(u * np.float32(tw) - half, zero), np.float32(tw - 1))
+    sy = min(max(v * np.float32(th) - half, zero), np.float32(th - 1))
+    if sx != sx:  # NaN UV: the first texel rather than an out-of-bounds read
+        sx = zero
+    if sy != sy:
+        sy = zero
+    x0, y0 = int(sx), int(sy)
+    fx, fy = sx - np.float32(x0), sy - np.float32(y0)
+    x1 = x0 + 1 if x0 < tw - 1 else x0
+    y1 = y0 + 1 if y0 < th - 1 else y0
+    for k in range(out.shape[0]):
+        top, bottom = texture[y0, x0, k], texture[y1, x0, k]
+        top = top + (texture[y0, x1, k] - top) * fx
+        bottom = bottom + (texture[y1, x1, k] - bottom) * fx
+        out[k] = top + (bottom - top) * fy
+
+
+@njit(cache=True, nogil=True)
 def perspective(tri, bary, triangles, inv_w):
     """Perspective-correct barycentrics: each weighted by its corner's 1/w, renormalized."""
     out = bary.copy()
@@ -104,78 +139,40 @@ def base_colour(tri, bary, triangles, tri_material, index, factor, opaque, uvs, 
     """Material `index`'s pixels: `factor` times its texture sampled bilinearly at the interpolated
     UV (no texture: `texture` has no rows), into `colour` (h, w, 3) and `alpha` (h, w)."""
     h, w = tri.shape
-    th, tw = texture.shape[0], texture.shape[1]
-    zero, half, one = np.float32(0.0), np.float32(0.5), np.float32(1.0)
+    one = np.float32(1.0)
+    sample = np.empty(4, np.float32)
     for y in range(h):
         for x in range(w):
             f = tri[y, x]
             if f < 0 or tri_material[f] != index:
                 continue
             r, g, b, a = factor[0], factor[1], factor[2], factor[3]
-            if th > 0:
-                c0, c1, c2 = triangles[f, 0], triangles[f, 1], triangles[f, 2]
-                w0, w1, w2 = bary[y, x, 0], bary[y, x, 1], bary[y, x, 2]
-                u = uvs[c0, 0] * w0
-                u += uvs[c1, 0] * w1
-                u += uvs[c2, 0] * w2
-                v = uvs[c0, 1] * w0
-                v += uvs[c1, 1] * w1
-                v += uvs[c2, 1] * w2
-                sx = min(max(u * np.float32(tw) - half, zero), np.float32(tw - 1))
-                sy = min(max(v * np.float32(th) - half, zero), np.float32(th - 1))
-                if sx != sx:  # NaN UV: the first texel rather than an out-of-bounds read
-                    sx = zero
-                if sy != sy:
-                    sy = zero
-                x0, y0 = int(sx), int(sy)
-                fx, fy = sx - np.float32(x0), sy - np.float32(y0)
-                x1 = x0 + 1 if x0 < tw - 1 else x0
-                y1 = y0 + 1 if y0 < th - 1 else y0
-                out = np.empty(4, np.float32)
-                for k in range(4):
-                    top, bottom = texture[y0, x0, k], texture[y1, x0, k]
-                    top = top + (texture[y0, x1, k] - top) * fx
-                    bottom = bottom + (texture[y1, x1, k] - bottom) * fx
-                    out[k] = top + (bottom - top) * fy
-                r, g, b, a = r * out[0], g * out[1], b * out[2], a * out[3]
+            if texture.shape[0] > 0:
+                u, v = _uv(uvs, triangles[f, 0], triangles[f, 1], triangles[f, 2],
+                           bary[y, x, 0], bary[y, x, 1], bary[y, x, 2])
+                _bilinear(texture, u, v, sample)
+                r, g, b, a = r * sample[0], g * sample[1], b * sample[2], a * sample[3]
             colour[y, x, 0], colour[y, x, 1], colour[y, x, 2] = r, g, b
             alpha[y, x] = one if opaque else a
 
 
 @njit(cache=True, nogil=True)
-def shade(tri, bary, triangles, normals, given, basis, light, lighting, colour, alpha, out):
-    """Lambert-shade `colour` with the interpolated vertex normal (or `given`: one unit normal per
-    covered pixel in row order, from a normal map) and write the covered pixels of `out` (h, w, 4)
+def shade(tri, normals, basis, light, lighting, colour, alpha, out):
+    """Lambert-shade `colour` with `normals` (one unit normal per covered pixel in row order:
+    `unit_normals`, perturbed by `detail_normals`) and write the covered pixels of `out` (h, w, 4)
     as 8 bits."""
     h, w = tri.shape
     zero, one = np.float32(0.0), np.float32(1.0)
     ambient, diffuse = np.float32(0.35), np.float32(0.75)
     scale, half, top = np.float32(255), np.float32(0.5), np.float32(255)
-    tiny = np.float32(1e-12)
     j = 0
     for y in range(h):
         for x in range(w):
-            f = tri[y, x]
-            if f < 0:
+            if tri[y, x] < 0:
                 continue
             r, g, b = colour[y, x, 0], colour[y, x, 1], colour[y, x, 2]
             if lighting:
-                if given.shape[0] > 0:
-                    n0, n1, n2 = given[j, 0], given[j, 1], given[j, 2]
-                else:
-                    c0, c1, c2 = triangles[f, 0], triangles[f, 1], triangles[f, 2]
-                    w0, w1, w2 = bary[y, x, 0], bary[y, x, 1], bary[y, x, 2]
-                    n0 = normals[c0, 0] * w0
-                    n0 += normals[c1, 0] * w1
-                    n0 += normals[c2, 0] * w2
-                    n1 = normals[c0, 1] * w0
-                    n1 += normals[c1, 1] * w1
-                    n1 += normals[c2, 1] * w2
-                    n2 = normals[c0, 2] * w0
-                    n2 += normals[c1, 2] * w1
-                    n2 += normals[c2, 2] * w2
-                    length = max(np.sqrt(n0 * n0 + n1 * n1 + n2 * n2), tiny)
-                    n0, n1, n2 = n0 / length, n1 / length, n2 / length
+                n0, n1, n2 = normals[j, 0], normals[j, 1], normals[j, 2]
                 e0 = n0 * basis[0, 0] + n1 * basis[1, 0] + n2 * basis[2, 0]
                 e1 = n0 * basis[0, 1] + n1 * basis[1, 1] + n2 * basis[2, 1]
                 e2 = n0 * basis[0, 2] + n1 * basis[1, 2] + n2 * basis[2, 2]
@@ -233,8 +230,8 @@ def detail_normals(tri, bary, triangles, tri_material, index, uvs, tangents, tex
     `index`, the unit normal in `given` (k, 3; `unit_normals`) perturbed in place by its normal map
     (`bake.perturb_normals`: glTF's tangent frame, the same float32 arithmetic)."""
     h, w = tri.shape
-    th, tw = texels.shape[0], texels.shape[1]
-    zero, half, two, one = np.float32(0.0), np.float32(0.5), np.float32(2.0), np.float32(1.0)
+    zero, two, one = np.float32(0.0), np.float32(2.0), np.float32(1.0)
+    frame, m = np.empty(4, np.float32), np.empty(4, np.float32)
     j = -1
     for y in range(h):
         for x in range(w):
@@ -246,33 +243,14 @@ def detail_normals(tri, bary, triangles, tri_material, index, uvs, tangents, tex
                 continue
             c0, c1, c2 = triangles[f, 0], triangles[f, 1], triangles[f, 2]
             w0, w1, w2 = bary[y, x, 0], bary[y, x, 1], bary[y, x, 2]
-            u = uvs[c0, 0] * w0
-            u += uvs[c1, 0] * w1
-            u += uvs[c2, 0] * w2
-            v = uvs[c0, 1] * w0
-            v += uvs[c1, 1] * w1
-            v += uvs[c2, 1] * w2
-            frame = np.empty(4, np.float32)
             for k in range(4):
                 frame[k] = tangents[c0, k] * w0
                 frame[k] += tangents[c1, k] * w1
                 frame[k] += tangents[c2, k] * w2
-            sx = min(max(u * np.float32(tw) - half, zero), np.float32(tw - 1))
-            sy = min(max(v * np.float32(th) - half, zero), np.float32(th - 1))
-            if sx != sx:
-                sx = zero
-            if sy != sy:
-                sy = zero
-            x0, y0 = int(sx), int(sy)
-            fx, fy = sx - np.float32(x0), sy - np.float32(y0)
-            x1 = x0 + 1 if x0 < tw - 1 else x0
-            y1 = y0 + 1 if y0 < th - 1 else y0
-            m = np.empty(3, np.float32)
+            u, v = _uv(uvs, c0, c1, c2, w0, w1, w2)
+            _bilinear(texels, u, v, m)
             for k in range(3):
-                top, bottom = texels[y0, x0, k], texels[y1, x0, k]
-                top = top + (texels[y0, x1, k] - top) * fx
-                bottom = bottom + (texels[y1, x1, k] - bottom) * fx
-                m[k] = (top + (bottom - top) * fy) * two - one
+                m[k] = m[k] * two - one
             m[0] *= scale
             m[1] *= scale
             n0, n1, n2 = given[j, 0], given[j, 1], given[j, 2]

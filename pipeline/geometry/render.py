@@ -299,20 +299,19 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
                                    np.asarray(material.base_color_factor, np.float32),
                                    material.alpha_mode == "OPAQUE", uvs32, texture, colour, alpha)
         normals32 = np.ascontiguousarray(normals, np.float32)
-        given = no_normals
+        per_pixel = rasterizer.unit_normals(tri, bary, triangles, normals32) if lighting else no_normals
         if lighting and normal_maps and any(m.normal_texture is not None for m in model.materials):
             from .bake import SurfaceDetail
 
             detail = SurfaceDetail.of(model, max_side)
-            if detail is not None:  # the normal maps' detail, per covered pixel in row order
-                given = rasterizer.unit_normals(tri, bary, triangles, normals32)
+            if detail is not None:  # the normal maps' detail
                 streams, materials = detail.streams, np.ascontiguousarray(detail.tri_material, np.int64)
                 for index, (texels, scale) in detail.maps.items():
                     rasterizer.detail_normals(tri, bary, triangles, materials, index,
                                               np.ascontiguousarray(streams.uvs, np.float32),
                                               np.ascontiguousarray(streams.tangents, np.float32),
-                                              texels, np.float32(scale), given)
-        rasterizer.shade(tri, bary, triangles, normals32, given, basis, light, lighting, colour, alpha, out)
+                                              texels, np.float32(scale), per_pixel)
+        rasterizer.shade(tri, per_pixel, basis, light, lighting, colour, alpha, out)
     return outs
 
 
