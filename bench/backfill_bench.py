@@ -77,19 +77,21 @@ def time_full(samples: list[tuple[float, int]], limit: int, start: float, end: f
     return {"full_share": full / span, "mean_busy": busy / span}
 
 
-def not_full_split(samples: list[tuple[float, int]], waiting: list[tuple[float, int]], limit: int,
-                   start: float, end: float) -> dict[str, float]:
-    """Of [start, end), the share a pool was not full while a run waited at it (the refill is slow) and
-    while none did (nothing to give it: the run queue, the workers or the work ran short)."""
+def not_full_split(samples: list[tuple[float, int]], waiting: list[tuple[float, int]],
+                   queued: list[tuple[float, int]], limit: int, start: float, end: float) -> dict[str, float]:
+    """Of [start, end), the share a pool was not full while a run waited at it (the refill is slow),
+    while none did but the provider's runs still sat in the run queue (the queue or the workers held
+    them back), and while it had no run left to give (its share of the work was dealt)."""
     span = end - start
-    if span <= 0 or len(samples) != len(waiting):
+    if span <= 0 or not len(samples) == len(waiting) == len(queued):
         return {}
-    pairs = sorted((t, used, w) for (t, used), (_, w) in zip(samples, waiting))
-    out = {"not_full_run_waiting": 0.0, "not_full_none_waiting": 0.0}
-    for i, (t, used, w) in enumerate(pairs):
-        lo, hi = max(t, start), min(pairs[i + 1][0] if i + 1 < len(pairs) else end, end)
+    rows = sorted((t, used, w, q) for (t, used), (_, w), (_, q) in zip(samples, waiting, queued))
+    out = {"not_full_run_waiting": 0.0, "not_full_runs_queued": 0.0, "not_full_no_work": 0.0}
+    for i, (t, used, w, q) in enumerate(rows):
+        lo, hi = max(t, start), min(rows[i + 1][0] if i + 1 < len(rows) else end, end)
         if hi > lo and used < limit:
-            out["not_full_run_waiting" if w else "not_full_none_waiting"] += (hi - lo) / span
+            key = "not_full_run_waiting" if w else "not_full_runs_queued" if q else "not_full_no_work"
+            out[key] += (hi - lo) / span
     return out
 
 
@@ -208,6 +210,7 @@ class Sampler(threading.Thread):
         self.cpu = {name: 0.0 for name in components}
         self.pool_samples: dict[str, list[tuple[float, int]]] = {p: [] for p in pools}
         self.waiting: dict[str, list[tuple[float, int]]] = {p: [] for p in pools}  # runs waiting at the pool
+        self.queued: dict[str, list[tuple[float, int]]] = {p: [] for p in pools}  # its runs still in the run queue
         self.limits: dict[str, int] = {}
         self.stopped = threading.Event()
         self.error: str | None = None
@@ -231,6 +234,8 @@ class Sampler(threading.Thread):
                     for pool, info in instance.event_log_storage.get_concurrency_infos(self.pools).items():
                         self.pool_samples[pool].append((now, info.active_slot_count))
                         self.waiting[pool].append((now, info.pending_step_count))
+                        self.queued[pool].append((now, instance.get_runs_count(dg.RunsFilter(
+                            statuses=[dg.DagsterRunStatus.QUEUED], tags={"kiln/provider": pool.split("/", 1)[1]}))))
                         if info.slot_count:
                             self.limits[pool] = info.slot_count
         except Exception as exc:  # noqa: BLE001 - a dead sampler is reported, not hidden
@@ -491,7 +496,8 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
                 jobs = [(j.created, j.ready_at) for j in emu.jobs.values() if j.ready_at and j.created >= t0]
                 at_once = intervals_at_once(jobs)
                 pools_out[name] = {"limit": limit, **time_full(sampler.pool_samples[pool], limit, t0, t1),
-                                   **not_full_split(sampler.pool_samples[pool], sampler.waiting[pool], limit, t0, t1),
+                                   **not_full_split(sampler.pool_samples[pool], sampler.waiting[pool],
+                                                    sampler.queued[pool], limit, t0, t1),
                                    "vendor_jobs": len(jobs),
                                    "vendor_record": time_full(at_once, limit, t0, t1),
                                    # from its first job to its last: the pool's own share of the work
@@ -565,7 +571,8 @@ def table(results: list[Result], compress: float) -> str:
               f"{p['vendor_jobs']} jobs; full {own:6.1%} from its first job to its last)  "
               f"target >= {TARGET_POOL_FULL:.0%}: {'met' if ok else 'NOT met'}\n"
               f"  {'':15} not full {p.get('not_full_run_waiting', math.nan):6.1%} of the backfill with a run "
-              f"waiting at the pool, {p.get('not_full_none_waiting', math.nan):6.1%} with none waiting\n")
+              f"waiting at the pool, {p.get('not_full_runs_queued', math.nan):6.1%} with none waiting but its runs "
+              f"in the run queue, {p.get('not_full_no_work', math.nan):6.1%} with no run left for it\n")
         most = r.figures.get("runs", {}).get("most_in_flight_by_provider")
         if most:
             w("  most runs in flight at once per provider (the run queue's `kiln/provider` limits): "

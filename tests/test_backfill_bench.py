@@ -28,6 +28,17 @@ def test_time_full_weights_each_sample_until_the_next():
     assert bench.time_full([(0.0, 2)], 2, 3.0, 3.0)["full_share"] == 0.0
 
 
+def test_a_pool_short_of_full_is_told_apart_by_what_it_lacked():
+    # 2 slots over 0-10 s: full 0-2; one free with a run waiting 2-3; one free, none waiting but
+    # runs queued 3-6; one free and nothing left 6-10
+    used = [(0.0, 2), (2.0, 1), (3.0, 1), (6.0, 1)]
+    waiting = [(0.0, 0), (2.0, 1), (3.0, 0), (6.0, 0)]
+    queued = [(0.0, 5), (2.0, 4), (3.0, 2), (6.0, 0)]
+    got = bench.not_full_split(used, waiting, queued, 2, 0.0, 10.0)
+    assert got == {"not_full_run_waiting": 0.1, "not_full_runs_queued": 0.3, "not_full_no_work": 0.4}
+    assert bench.not_full_split(used, waiting[:2], queued, 2, 0.0, 10.0) == {}  # samples must pair up
+
+
 def test_intervals_at_once_is_the_vendor_record_as_samples():
     levels = bench.intervals_at_once([(0.0, 4.0), (1.0, 3.0), (3.0, 6.0)])
     assert levels[-1] == (6.0, 0)
@@ -39,6 +50,7 @@ def test_tree_collects_live_descendants_once():
     procs = {pid: bench.Proc(pid, ppid, cpu, rss) for pid, ppid, cpu, rss in [
         (10, 1, 1.0, 100), (11, 10, 2.0, 200), (12, 11, 0.5, 50), (20, 1, 9.0, 900)]}
     members = bench.tree(procs, 10)
+    assert sorted(p.pid for p in bench.tree(procs, 12, 20)) == [12, 20]  # several roots: one machine's processes
     assert sorted(p.pid for p in members) == [10, 11, 12]
     assert sum(p.rss for p in members) == 350 and sum(p.cpu_s for p in members) == 3.5
     assert bench.tree(procs, 99) == []
