@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import dagster as dg
+from sqlalchemy.exc import IntegrityError
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 
 from .providers import POOL_LIMITS, pool_for
@@ -35,7 +36,10 @@ def provider_slot(context: dg.AssetExecutionContext, provider: str, *,
     key = pool_for(provider)
     info = storage.get_concurrency_info(key)
     if info.limit is None or (info.using_default_limit and info.slot_count == 0):
-        storage.set_concurrency_slots(key, POOL_LIMITS.get(provider, 1))
+        try:
+            storage.set_concurrency_slots(key, POOL_LIMITS.get(provider, 1))
+        except IntegrityError:
+            pass  # another run created the pool at the same moment (a backfill's first runs): use it
         info = storage.get_concurrency_info(key)
     run_id, step_key = context.run.run_id, context.op_execution_context.get_step_execution_context().step.key
     # A run resumed after its worker died takes back the slot the dead worker held.

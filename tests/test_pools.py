@@ -6,6 +6,7 @@ import threading
 import time
 
 import dagster as dg
+import sqlalchemy.exc
 
 from pipeline.providers import POOL_LIMITS
 from tests.test_pipeline import SMALL, draw_blob, run_asset
@@ -46,3 +47,22 @@ def test_pool_gets_the_documented_default_limit(kiln_env):
     with dg.instance_for_test() as instance:
         assert run_asset(instance, "fresh").success
         assert instance.event_log_storage.get_concurrency_info("kiln/local").slot_count == POOL_LIMITS["local"]
+
+
+def test_a_pool_another_run_creates_at_the_same_moment_is_used(kiln_env, monkeypatch):
+    """A backfill's first runs of a provider all find its pool missing and create it; the database
+    lets one insert win (seen on PostgreSQL: a unique violation failed an asset of the vendor bench)."""
+    folder = kiln_env / "concepts" / "raced"
+    draw_blob(folder / "front.png")
+    (folder / "asset.toml").write_text(SMALL)
+    with dg.instance_for_test() as instance:
+        storage = instance.event_log_storage
+        create = storage.set_concurrency_slots
+
+        def lost_the_race(key, slots):
+            create(key, 3)  # the other run's insert lands first
+            raise sqlalchemy.exc.IntegrityError("INSERT INTO concurrency_limits", {}, Exception("duplicate key"))
+
+        monkeypatch.setattr(storage, "set_concurrency_slots", lost_the_race)
+        assert run_asset(instance, "raced").success
+        assert storage.get_concurrency_info("kiln/local").slot_count == 3
