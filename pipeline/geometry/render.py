@@ -1,8 +1,9 @@
 """A small software rasterizer: previews for artists and the renders the metrics compare.
 
 No GPU, no OpenGL context: a z-buffer over triangle fragments, barycentric texture lookup and
-Lambert shading, their per-pixel loops compiled with numba (`rasterizer`). Good enough to judge a blockout at 256-1024 px and exact enough for
-silhouette IoU (a pixel is covered when its centre is inside a triangle).
+Lambert shading, their per-pixel loops compiled with numba (`rasterizer`). Good enough to judge a
+blockout at 256-1024 px and exact enough for silhouette IoU (a pixel is covered when its centre is
+inside a triangle).
 
 Camera convention: yaw 0 looks at the model's front (+Z faces the camera); positive yaw orbits the
 camera counter-clockwise seen from above (yaw 90 puts the camera on +X, the model's left side);
@@ -271,7 +272,7 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
     tri, bary = rasterize(screen, depth, triangles, width, height, cull=_single_sided(first, tri_material))
     from . import rasterizer  # numba, as in `rasterize`
 
-    triangles, tri_material = np.ascontiguousarray(triangles, np.int64), np.ascontiguousarray(tri_material, np.int64)
+    triangles = np.ascontiguousarray(triangles, np.int64)
     # per pixel in float32: the result is 8-bit, and float64 doubles the cost of every pixel pass
     if not ortho:  # perspective-correct interpolation
         bary = rasterizer.perspective(tri, bary, triangles, np.ascontiguousarray(inv_w, np.float32))
@@ -285,6 +286,7 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
         out[:] = np.asarray(background, np.uint8)
         outs.append(out)
         _, _, normals, uvs, tri_material = flat if model is first else _flatten(model)
+        tri_material = np.ascontiguousarray(tri_material, np.int64)
         colour = np.ones((height, width, 3), np.float32)
         alpha = np.ones((height, width), np.float32)
         uvs32 = np.ascontiguousarray(uvs, np.float32) if uvs is not None else np.zeros((0, 2), np.float32)
