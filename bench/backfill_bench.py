@@ -95,6 +95,13 @@ def not_full_split(samples: list[tuple[float, int]], waiting: list[tuple[float, 
     return out
 
 
+def full_while_work(pool: dict) -> float:
+    """The pool's full share over the time it had work (the backfill less the time no run was left
+    for it): what the scheduling controls, apart from how much work each pool was dealt."""
+    with_work = 1.0 - pool.get("not_full_no_work", math.nan)
+    return pool["full_share"] / with_work if with_work > 0 else math.nan
+
+
 def intervals_at_once(intervals: list[tuple[float, float]]) -> list[tuple[float, int]]:
     """(time, how many intervals are open) at every start and end: the vendor's own record of how
     many jobs it ran at once, in the same shape as the pool samples."""
@@ -572,7 +579,8 @@ def table(results: list[Result], compress: float) -> str:
               f"target >= {TARGET_POOL_FULL:.0%}: {'met' if ok else 'NOT met'}\n"
               f"  {'':15} not full {p.get('not_full_run_waiting', math.nan):6.1%} of the backfill with a run "
               f"waiting at the pool, {p.get('not_full_runs_queued', math.nan):6.1%} with none waiting but its runs "
-              f"in the run queue, {p.get('not_full_no_work', math.nan):6.1%} with no run left for it\n")
+              f"in the run queue, {p.get('not_full_no_work', math.nan):6.1%} with no run left for it; "
+              f"full {full_while_work(p):6.1%} of the time it had work\n")
         most = r.figures.get("runs", {}).get("most_in_flight_by_provider")
         if most:
             w("  most runs in flight at once per provider (the run queue's `kiln/provider` limits): "

@@ -37,6 +37,8 @@ def test_a_pool_short_of_full_is_told_apart_by_what_it_lacked():
     got = bench.not_full_split(used, waiting, queued, 2, 0.0, 10.0)
     assert got == {"not_full_run_waiting": 0.1, "not_full_runs_queued": 0.3, "not_full_no_work": 0.4}
     assert bench.not_full_split(used, waiting[:2], queued, 2, 0.0, 10.0) == {}  # samples must pair up
+    # full 2 of the 6 s it had work
+    assert abs(bench.full_while_work({"full_share": 0.2, **got}) - 2 / 6) < 1e-9
 
 
 def test_intervals_at_once_is_the_vendor_record_as_samples():
