@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import dagster as dg
-from sqlalchemy.exc import IntegrityError
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
+from sqlalchemy.exc import IntegrityError
 
 from .providers import POOL_LIMITS, pool_for
 

@@ -83,15 +83,13 @@ def raster(screen, depth, triangles, cull, width, height, tri, bary):
 
 
 @njit(cache=True, nogil=True)
-def _uv(uvs, c0, c1, c2, w0, w1, w2):
-    """A vertex UV blended over a triangle's corners (`model.interpolate`'s order)."""
-    u = uvs[c0, 0] * w0
-    u += uvs[c1, 0] * w1
-    u += uvs[c2, 0] * w2
-    v = uvs[c0, 1] * w0
-    v += uvs[c1, 1] * w1
-    v += uvs[c2, 1] * w2
-    return u, v
+def _blend(values, k, c0, c1, c2, w0, w1, w2):
+    """Column k of a vertex attribute blended over a triangle's corners (`model.interpolate`'s
+    order of float32 operations)."""
+    out = values[c0, k] * w0
+    out += values[c1, k] * w1
+    out += values[c2, k] * w2
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -148,9 +146,10 @@ def base_colour(tri, bary, triangles, tri_material, index, factor, opaque, uvs, 
                 continue
             r, g, b, a = factor[0], factor[1], factor[2], factor[3]
             if texture.shape[0] > 0:
-                u, v = _uv(uvs, triangles[f, 0], triangles[f, 1], triangles[f, 2],
-                           bary[y, x, 0], bary[y, x, 1], bary[y, x, 2])
-                _bilinear(texture, u, v, sample)
+                c0, c1, c2 = triangles[f, 0], triangles[f, 1], triangles[f, 2]
+                w0, w1, w2 = bary[y, x, 0], bary[y, x, 1], bary[y, x, 2]
+                _bilinear(texture, _blend(uvs, 0, c0, c1, c2, w0, w1, w2), _blend(uvs, 1, c0, c1, c2, w0, w1, w2),
+                          sample)
                 r, g, b, a = r * sample[0], g * sample[1], b * sample[2], a * sample[3]
             colour[y, x, 0], colour[y, x, 1], colour[y, x, 2] = r, g, b
             alpha[y, x] = one if opaque else a
@@ -244,11 +243,8 @@ def detail_normals(tri, bary, triangles, tri_material, index, uvs, tangents, tex
             c0, c1, c2 = triangles[f, 0], triangles[f, 1], triangles[f, 2]
             w0, w1, w2 = bary[y, x, 0], bary[y, x, 1], bary[y, x, 2]
             for k in range(4):
-                frame[k] = tangents[c0, k] * w0
-                frame[k] += tangents[c1, k] * w1
-                frame[k] += tangents[c2, k] * w2
-            u, v = _uv(uvs, c0, c1, c2, w0, w1, w2)
-            _bilinear(texels, u, v, m)
+                frame[k] = _blend(tangents, k, c0, c1, c2, w0, w1, w2)
+            _bilinear(texels, _blend(uvs, 0, c0, c1, c2, w0, w1, w2), _blend(uvs, 1, c0, c1, c2, w0, w1, w2), m)
             for k in range(3):
                 m[k] = m[k] * two - one
             m[0] *= scale
@@ -283,9 +279,7 @@ def unit_normals(tri, bary, triangles, normals):
             c0, c1, c2 = triangles[f, 0], triangles[f, 1], triangles[f, 2]
             w0, w1, w2 = bary[y, x, 0], bary[y, x, 1], bary[y, x, 2]
             for k in range(3):
-                out[j, k] = normals[c0, k] * w0
-                out[j, k] += normals[c1, k] * w1
-                out[j, k] += normals[c2, k] * w2
+                out[j, k] = _blend(normals, k, c0, c1, c2, w0, w1, w2)
             length = max(np.sqrt(out[j, 0] * out[j, 0] + out[j, 1] * out[j, 1] + out[j, 2] * out[j, 2]), tiny)
             out[j, 0], out[j, 1], out[j, 2] = out[j, 0] / length, out[j, 1] / length, out[j, 2] / length
             j += 1

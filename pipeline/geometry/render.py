@@ -307,11 +307,11 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
 
             detail = SurfaceDetail.of(model, max_side)
             if detail is not None:  # the normal maps' detail
-                streams, materials = detail.streams, np.ascontiguousarray(detail.tri_material, np.int64)
+                materials = np.ascontiguousarray(detail.tri_material, np.int64)
+                map_uvs = np.ascontiguousarray(detail.streams.uvs, np.float32)
+                tangents = np.ascontiguousarray(detail.streams.tangents, np.float32)
                 for index, (texels, scale) in detail.maps.items():
-                    rasterizer.detail_normals(tri, bary, triangles, materials, index,
-                                              np.ascontiguousarray(streams.uvs, np.float32),
-                                              np.ascontiguousarray(streams.tangents, np.float32),
+                    rasterizer.detail_normals(tri, bary, triangles, materials, index, map_uvs, tangents,
                                               texels, np.float32(scale), per_pixel)
         rasterizer.shade(tri, per_pixel, basis, light, lighting, colour, alpha, out)
     return outs
