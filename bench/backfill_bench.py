@@ -95,6 +95,25 @@ def not_full_split(samples: list[tuple[float, int]], waiting: list[tuple[float, 
     return out
 
 
+def longest_refill_wait(trace: list[tuple[float, int, int, int, int]], limit: int) -> tuple[float, float, int]:
+    """From a pool's trace (time, in use, waiting unassigned, assigned unclaimed, queued): the
+    longest stretch with a slot free while a run waited at the pool, as (start, seconds, the most
+    steps Dagster had assigned a slot to that had not claimed it). A refill takes one poll (0.5 s);
+    a longer one is a step given the slot that did not take it."""
+    best, start, assigned = (0.0, 0.0, 0), None, 0
+    for i, (t, used, waiting, unclaimed, _) in enumerate(trace):
+        if used < limit and waiting > 0:
+            if start is None:
+                start, assigned = t, 0
+            assigned = max(assigned, unclaimed)
+            end = trace[i + 1][0] if i + 1 < len(trace) else t
+            if end - start > best[1]:
+                best = (start, end - start, assigned)
+        else:
+            start = None
+    return best
+
+
 def full_while_work(pool: dict) -> float:
     """The pool's full share over the time it had work (the backfill less the time no run was left
     for it): what the scheduling controls, apart from how much work each pool was dealt."""
@@ -218,6 +237,8 @@ class Sampler(threading.Thread):
         self.pool_samples: dict[str, list[tuple[float, int]]] = {p: [] for p in pools}
         self.waiting: dict[str, list[tuple[float, int]]] = {p: [] for p in pools}  # runs waiting at the pool
         self.queued: dict[str, list[tuple[float, int]]] = {p: [] for p in pools}  # its runs still in the run queue
+        # steps Dagster has given a slot to that have not claimed it yet (a slow refill shows here)
+        self.assigned: dict[str, list[tuple[float, int]]] = {p: [] for p in pools}
         self.limits: dict[str, int] = {}
         self.stopped = threading.Event()
         self.error: str | None = None
@@ -241,6 +262,8 @@ class Sampler(threading.Thread):
                     for pool, info in instance.event_log_storage.get_concurrency_infos(self.pools).items():
                         self.pool_samples[pool].append((now, info.active_slot_count))
                         self.waiting[pool].append((now, info.pending_step_count))
+                        assigned = sum(1 for step in info.pending_steps if step.assigned_timestamp)
+                        self.assigned[pool].append((now, assigned - info.active_slot_count))
                         self.queued[pool].append((now, instance.get_runs_count(dg.RunsFilter(
                             statuses=[dg.DagsterRunStatus.QUEUED], tags={"kiln/provider": pool.split("/", 1)[1]}))))
                         if info.slot_count:
@@ -510,7 +533,12 @@ def measure(stack: Stack, workload: str, workers: int, concurrency: int, ids: li
                                    # from its first job to its last: the pool's own share of the work
                                    "own_span": time_full(at_once, limit, min(a for a, _ in jobs),
                                                          max(b for _, b in jobs)) if jobs else {},
-                                   "jobs": sorted(jobs)}
+                                   "jobs": sorted(jobs),
+                                   # the raw samples, seconds from the launch: in use, waiting unassigned,
+                                   # assigned but not yet claimed, still queued
+                                   "trace": [(round(t - t0, 2), used, w, a, q) for (t, used), (_, w), (_, a), (_, q)
+                                             in zip(sampler.pool_samples[pool], sampler.waiting[pool],
+                                                    sampler.assigned[pool], sampler.queued[pool]) if t0 <= t <= t1]}
             result.figures["pools"] = pools_out
     return result
 
@@ -581,6 +609,10 @@ def table(results: list[Result], compress: float) -> str:
               f"waiting at the pool, {p.get('not_full_runs_queued', math.nan):6.1%} with none waiting but its runs "
               f"in the run queue, {p.get('not_full_no_work', math.nan):6.1%} with no run left for it; "
               f"full {full_while_work(p):6.1%} of the time it had work\n")
+            if p.get("trace"):
+                at, seconds, unclaimed = longest_refill_wait(p["trace"], p["limit"])
+                w(f"  {'':15} longest wait with a slot free and a run waiting: {seconds:.1f} s (at {at:.0f} s; "
+                  f"{unclaimed} step(s) assigned a slot they had not claimed)\n")
         most = r.figures.get("runs", {}).get("most_in_flight_by_provider")
         if most:
             w("  most runs in flight at once per provider (the run queue's `kiln/provider` limits): "

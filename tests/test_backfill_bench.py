@@ -41,6 +41,15 @@ def test_a_pool_short_of_full_is_told_apart_by_what_it_lacked():
     assert abs(bench.full_while_work({"full_share": 0.2, **got}) - 2 / 6) < 1e-9
 
 
+def test_the_longest_refill_wait_is_found_in_the_trace():
+    # 2 slots: a one-poll refill at 1 s, then 3-7 s a slot free while runs waited and one step held
+    # an assignment it did not claim; at 8 s a free slot with nobody waiting is not a refill
+    trace = [(0.0, 2, 1, 0, 5), (1.0, 1, 1, 1, 5), (1.5, 2, 0, 0, 5), (3.0, 1, 2, 1, 4), (5.0, 1, 3, 1, 4),
+             (7.0, 2, 2, 0, 4), (8.0, 1, 0, 0, 0), (12.0, 0, 0, 0, 0)]
+    assert bench.longest_refill_wait(trace, 2) == (3.0, 4.0, 1)
+    assert bench.longest_refill_wait([], 2) == (0.0, 0.0, 0)
+
+
 def test_intervals_at_once_is_the_vendor_record_as_samples():
     levels = bench.intervals_at_once([(0.0, 4.0), (1.0, 3.0), (3.0, 6.0)])
     assert levels[-1] == (6.0, 0)

@@ -142,7 +142,7 @@ def test_the_renderers_compiled_passes_match_the_numpy_ones_bit_for_bit():
     materials = rng.integers(0, 2, m).astype(np.int64)
     uvs = (rng.random((n, 2)) * 1.2 - 0.1).astype(np.float32)  # some outside [0, 1]: clamped
     tangents = np.concatenate([rng.normal(size=(n, 3)), np.sign(rng.normal(size=(n, 1)))], 1).astype(np.float32)
-    texels = rng.random((17, 23, 4)).astype(np.float32)
+    texels = rng.integers(0, 256, (17, 23, 4)).astype(np.uint8)  # textures are decoded to 8 bits
     covered = tri >= 0
     t, b = tri[covered], bary[covered]
     mine = materials[t] == 1
@@ -150,7 +150,10 @@ def test_the_renderers_compiled_passes_match_the_numpy_ones_bit_for_bit():
     colour, alpha = np.ones((h, w, 3), np.float32), np.ones((h, w), np.float32)
     factor = np.array([0.9, 0.5, 0.25, 0.7], np.float32)
     rasterizer.base_colour(tri, bary, triangles, materials, 1, factor, False, uvs, texels, colour, alpha)
-    expected = factor * sample_bilinear(texels, interpolate(uvs, triangles[t[mine]], b[mine]))
+    at = interpolate(uvs, triangles[t[mine]], b[mine])
+    # an 8-bit texture reads as its float32 values / 255, converted texel by texel or all at once
+    np.testing.assert_array_equal(sample_bilinear(texels, at), sample_bilinear(texels.astype(np.float32) / 255.0, at))
+    expected = factor * sample_bilinear(texels, at)
     np.testing.assert_array_equal(colour[covered][mine], expected[:, :3])
     np.testing.assert_array_equal(alpha[covered][mine], expected[:, 3])
     assert (colour[covered][~mine] == 1).all()
@@ -166,3 +169,55 @@ def test_the_renderers_compiled_passes_match_the_numpy_ones_bit_for_bit():
                                sample_bilinear(texels, interpolate(uvs, corners, b[mine]))[:, :3], 0.8)
     np.testing.assert_array_equal(given[mine], expected)
     np.testing.assert_array_equal(given[~mine], unit[~mine])
+
+
+def test_the_bakes_compiled_texel_passes_match_their_numpy_formulation():
+    """rasterizer.texel_frames, hit_normals and encode_texels against the same formulas in numpy.
+    The dot products differ in the last bit (numpy's einsum sums in its own order), so the frames
+    are compared to 1e-12 and the 8-bit encoding exactly (a flip needs a value within ~1e-15 of a
+    rounding boundary: the shared test models show a handful per million texels)."""
+    from pipeline.geometry import rasterizer
+    from pipeline.geometry.model import interpolate
+
+    def unit(v):
+        return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-20)
+
+    rng = np.random.default_rng(3)
+    n, k = 50, 4000
+    positions, normals = rng.normal(size=(n, 3)).astype(np.float32), rng.normal(size=(n, 3)).astype(np.float32)
+    tangents = np.concatenate([rng.normal(size=(n, 3)), np.sign(rng.normal(size=(n, 1)))], 1).astype(np.float32)
+    corners = rng.integers(0, n, (k, 3)).astype(np.int64)
+    bary = rng.random((k, 3))
+    bary /= bary.sum(axis=1, keepdims=True)
+
+    point, normal, tangent, bitangent = rasterizer.texel_frames(positions, normals, tangents, corners, bary)
+    np.testing.assert_array_equal(point, interpolate(positions, corners, bary))
+    expected_normal = unit(interpolate(normals, corners, bary))
+    np.testing.assert_array_equal(normal, expected_normal)
+    t = interpolate(tangents[:, :3], corners, bary)
+    expected_tangent = unit(t - expected_normal * np.einsum("ij,ij->i", expected_normal, t)[:, None])
+    handed = np.where(interpolate(tangents[:, 3:], corners, bary)[:, 0] < 0, -1.0, 1.0)
+    np.testing.assert_allclose(tangent, expected_tangent, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(bitangent, np.cross(expected_normal, expected_tangent) * handed[:, None],
+                               rtol=0, atol=1e-12)
+
+    high_normals = unit(rng.normal(size=(n, 3)))
+    high_tri = rng.integers(0, n, (30, 3)).astype(np.int64)
+    prim = rng.integers(0, 30, k).astype(np.int64)
+    u, v = (rng.random(k) * 0.5).astype(np.float32), (rng.random(k) * 0.5).astype(np.float32)
+    hit = rasterizer.hit_normals(high_normals, high_tri, prim, u, v)
+    hb = np.stack([1.0 - (u.astype(np.float64) + v), u, v], 1)
+    np.testing.assert_allclose(hit, unit(np.einsum("kc,kcd->kd", hb, high_normals[high_tri[prim]])), rtol=0, atol=1e-12)
+
+    encoded, plain, baked = rasterizer.encode_texels(hit, normal, tangent, bitangent)
+    local = np.stack([np.einsum("ij,ij->i", hit, tangent), np.einsum("ij,ij->i", hit, bitangent),
+                      np.einsum("ij,ij->i", hit, normal)], 1)
+    local[:, 2] = np.maximum(local[:, 2], 1e-3)  # never into the surface
+    expected = np.clip(np.round((unit(local) * 0.5 + 0.5) * 255.0), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(encoded, expected)
+    decoded = unit(expected / 255.0 * 2.0 - 1.0)
+    shaded = unit(decoded[:, :1] * tangent + decoded[:, 1:2] * bitangent + decoded[:, 2:] * normal)
+    angle = lambda a, b: np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", a, b), -1, 1)))  # noqa: E731
+    np.testing.assert_allclose(plain, angle(hit, normal), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(baked, angle(hit, shaded), rtol=0, atol=1e-6)
+    assert (expected[:, 2] >= 128).all()  # z >= 0: the map never points into the surface

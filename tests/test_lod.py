@@ -323,6 +323,22 @@ def test_synthetic_chain_is_the_cheapest_within_each_bound(synthetic_chain):
     assert errors == sorted(errors)
 
 
+def test_the_next_count_follows_the_levels_own_measurements():
+    from pipeline.geometry.lod import AIM, _next_count
+
+    bound = 0.278e-3
+    # one measurement: error ~ 1 / count
+    assert _next_count([(5000, 6.22e-3)], bound) == pytest.approx(5000 * 6.22e-3 / (AIM * bound))
+    # two (the 500K bench sphere's first LOD0 tries as a small prop): its own exponent, 0.80, aims
+    # at ~297K where 1 / count aimed at 132K (which measured 0.452 mm against the 0.278 mm bound)
+    k = math.log(6.22 / 0.452) / math.log(131728 / 5000)
+    nxt = _next_count([(5000, 6.22e-3), (131728, 0.452e-3)], bound)
+    assert nxt == pytest.approx(131728 * (0.452e-3 / (AIM * bound)) ** (1 / k)) and 290_000 < nxt < 300_000
+    # a noisy pair is clamped: an error that rose with the count, or fell as 1 / count^5
+    assert _next_count([(1000, 1e-3), (2000, 2e-3)], 1e-3) == pytest.approx(2000 * (2 / AIM) ** 2)
+    assert _next_count([(1000, 32e-3), (2000, 1e-3)], 1e-3) == pytest.approx(2000 * (1 / AIM) ** 0.5)
+
+
 def test_error_falls_with_triangles_and_is_measured_against_the_source():
     # the repro in miniature: raising a level's ceiling cannot raise its error, and every
     # error is against the source (LOD1 is never "better" than LOD0 by being measured elsewhere)

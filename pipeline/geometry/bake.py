@@ -3,7 +3,8 @@
     frames = tangent_frames(positions, indices, normals, uvs)             # (n, 4) glTF TANGENT
     result = bake_normal_map(high, low, size=512, max_distance_m=...)   # BakeResult
 
-Pure numpy + embreex (ray casting) + xatlas (fresh UV layouts); no Dagster, no category.
+numpy, the compiled texel passes in rasterizer.py (numba), embreex (ray casting) and xatlas (fresh UV
+layouts); no Dagster, no category.
 
 Conventions (glTF 2.0, and so Unity, Unreal, Godot and three.js when they read the tangents Kiln
 writes, or derive MikkTSpace tangents themselves):
@@ -38,49 +39,18 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(length, 1e-20)
 
 
-def _corner_angles(p: np.ndarray) -> np.ndarray:
-    """(m, 3) interior angle at each corner of each triangle (m, 3, 3 positions)."""
-    angles = np.empty(p.shape[:2], np.float64)
-    for k in range(3):
-        a = _unit(p[:, (k + 1) % 3] - p[:, k])
-        b = _unit(p[:, (k + 2) % 3] - p[:, k])
-        angles[:, k] = np.arccos(np.clip(np.einsum("ij,ij->i", a, b), -1.0, 1.0))
-    return angles
-
-
 def tangent_frames(positions: np.ndarray, indices: np.ndarray, normals: np.ndarray, uvs: np.ndarray) -> np.ndarray:
     """Per-vertex glTF tangents (n, 4): xyz unit, orthogonal to the normal, w = +-1 handedness.
 
     The bitangent a shader builds, w * cross(normal, tangent), points up the image (decreasing V).
     """
-    p = positions.astype(np.float64)
-    tri = indices.reshape(-1, 3)
-    P = p[tri]
-    T = uvs.astype(np.float64)[tri]
-    e1, e2 = P[:, 1] - P[:, 0], P[:, 2] - P[:, 0]
-    du1, dv1 = T[:, 1, 0] - T[:, 0, 0], T[:, 1, 1] - T[:, 0, 1]
-    du2, dv2 = T[:, 2, 0] - T[:, 0, 0], T[:, 2, 1] - T[:, 0, 1]
-    det = du1 * dv2 - du2 * dv1
-    r = np.where(np.abs(det) > 1e-20, 1.0 / np.where(det == 0, 1.0, det), 0.0)
-    sdir = (e1 * dv2[:, None] - e2 * dv1[:, None]) * r[:, None]  # dP/du
-    tdir = (e2 * du1[:, None] - e1 * du2[:, None]) * r[:, None]  # dP/dv (glTF v: down the image)
-    angles = _corner_angles(P)
-    n = len(p)
-    t_acc = np.zeros((n, 3))
-    b_acc = np.zeros((n, 3))
-    for k in range(3):
-        w = angles[:, k][:, None]
-        np.add.at(t_acc, tri[:, k], _unit(sdir) * w)
-        np.add.at(b_acc, tri[:, k], _unit(-tdir) * w)  # the map's +Y: up the image, decreasing v
-    nrm = _unit(normals.astype(np.float64))
-    t = t_acc - nrm * np.einsum("ij,ij->i", nrm, t_acc)[:, None]
-    # a vertex with no usable UV derivative: any direction orthogonal to the normal
-    fallback = np.where(np.abs(nrm[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
-    fallback = fallback - nrm * np.einsum("ij,ij->i", nrm, fallback)[:, None]
-    t = np.where(np.linalg.norm(t, axis=1, keepdims=True) > 1e-12, t, fallback)
-    t = _unit(t)
-    handed = np.where(np.einsum("ij,ij->i", np.cross(nrm, t), b_acc) < 0.0, -1.0, 1.0)
-    return np.concatenate([t, handed[:, None]], axis=1).astype(np.float32)
+    from . import rasterizer  # numba
+
+    tangent, handed = rasterizer.vertex_tangents(np.ascontiguousarray(positions, np.float64),
+                                                 np.ascontiguousarray(indices.reshape(-1, 3), np.int64),
+                                                 np.ascontiguousarray(uvs, np.float64),
+                                                 np.ascontiguousarray(normals, np.float64))
+    return np.concatenate([tangent, handed[:, None]], axis=1).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -216,19 +186,19 @@ class SurfaceDetail:
 
     tri_material: np.ndarray
     streams: NormalMapStreams
-    maps: dict[int, tuple[np.ndarray, float]]  # material -> ((h, w, 4) float 0..1, normalTexture.scale)
+    maps: dict[int, tuple[np.ndarray, float]]  # material -> ((h, w, 4) uint8 texels, normalTexture.scale)
 
     @classmethod
     def of(cls, model: Model, max_side: int) -> "SurfaceDetail | None":
         """The model's normal maps (decoded at most `max_side` on a side), or None without any."""
-        from .render import texture_pixels
+        from .render import texture_bytes
 
         prims = [p for p in model.primitives if p.triangle_count]
         maps = {}
         for index, material in enumerate(model.materials):
             if material.normal_texture is not None and any(p.material == index for p in prims):
                 try:
-                    maps[index] = (texture_pixels(model.image(material.normal_texture).data, max_side),
+                    maps[index] = (texture_bytes(model.image(material.normal_texture).data, max_side),
                                    float(material.normal_texture.scale))
                 except (OSError, ValueError):
                     pass  # an undecodable map adds no detail (and shades as if absent)
@@ -284,6 +254,9 @@ class HighSurface:
                                    for p in prims]), SurfaceDetail.of(model, normal_map_px))
 
 
+RAY_CHUNK = 16_384  # rays per embree call (see bake_normal_map)
+
+
 def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray] | HighSurface,
                     low: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], *, size: int = 512,
                     max_distance_m: float) -> BakeResult:
@@ -299,6 +272,8 @@ def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray] | HighSurfac
       both ways (the level's measured error bounds it).
     Texels no triangle covers stay flat (128, 128, 255), as do texels whose rays miss.
     """
+    from . import rasterizer  # numba, as in `_rasterize`
+
     if not isinstance(high, HighSurface):
         high = HighSurface(*high)
     lp, li, ln, luv = low
@@ -306,53 +281,43 @@ def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray] | HighSurfac
     tangents = tangent_frames(lp, li, ln, luv)
     owner, bary = _rasterize(luv[tri].astype(np.float64), size)
     covered = owner >= 0
-    k_owner, k_bary = owner[covered], bary[covered].astype(np.float64)
-    k_corners = tri[k_owner]
-    point = interpolate(lp, k_corners, k_bary)
-    normal = _unit(interpolate(ln, k_corners, k_bary))
-    tangent = interpolate(tangents[:, :3], k_corners, k_bary)
-    tangent = _unit(tangent - normal * np.einsum("ij,ij->i", normal, tangent)[:, None])
-    handed = np.where(interpolate(tangents[:, 3:], k_corners, k_bary)[:, 0] < 0, -1.0, 1.0)
-    bitangent = np.cross(normal, tangent) * handed[:, None]
+    point, normal, tangent, bitangent = rasterizer.texel_frames(
+        lp, ln, tangents, np.ascontiguousarray(tri[owner[covered]], np.int64), bary[covered].astype(np.float64))
 
-    scene, htri, hn = high.scene, high.tri, high.normals
-    best_t = np.full(len(point), np.inf)
+    best_t = np.full(len(point), np.inf, np.float32)
     best_prim = np.full(len(point), -1, np.int64)
-    best_uv = np.zeros((len(point), 2))
+    best_u, best_v = np.zeros(len(point), np.float32), np.zeros(len(point), np.float32)
+    origins = point.astype(np.float32)
+    dists = np.full(len(point), max_distance_m, np.float32)
     for sign in (1.0, -1.0):  # outward and inward: the high surface can be on either side
-        origins = point.astype(np.float32)
-        dirs = (normal * sign).astype(np.float32)
-        hit = scene.run(origins, dirs, output=1, dists=np.full(len(point), max_distance_m, np.float32))
-        prim = hit["primID"].astype(np.int64)
-        t = np.where(prim >= 0, hit["tfar"], np.inf)
-        better = t < best_t
-        best_t[better], best_prim[better] = t[better], prim[better]
-        best_uv[better] = np.stack([hit["u"], hit["v"]], 1)[better]
+        directions = (normal * sign).astype(np.float32)
+        # in chunks: embreex casts holding the GIL, and the LOD search on the main thread only needs
+        # it for moments between its simplifications (one pass over all texels held it ~0.1 s)
+        for lo in range(0, len(point), RAY_CHUNK):
+            part = slice(lo, lo + RAY_CHUNK)
+            hit = high.scene.run(origins[part], directions[part], output=1, dists=dists[part].copy())
+            prim = hit["primID"].astype(np.int64)
+            better = (prim >= 0) & (hit["tfar"] < best_t[part])
+            index = np.flatnonzero(better) + lo
+            best_t[index], best_prim[index] = hit["tfar"][better], prim[better]
+            best_u[index], best_v[index] = hit["u"][better], hit["v"][better]
     found = best_prim >= 0
-    hb = np.stack([1.0 - best_uv[found].sum(1), best_uv[found, 0], best_uv[found, 1]], 1)
     high_normal = normal.copy()
-    hit_normal = _unit(np.einsum("kc,kcd->kd", hb, hn[htri[best_prim[found]]]))
+    hit_normal = rasterizer.hit_normals(high.normals, high.tri, best_prim[found], best_u[found], best_v[found])
     if high.detail is not None:  # the source's own normal map at the hit, through the high TBN
-        hit_normal = high.detail.apply(htri, best_prim[found], hb, hit_normal)
+        hb = np.stack([1.0 - (best_u[found].astype(np.float64) + best_v[found]), best_u[found], best_v[found]], 1)
+        hit_normal = high.detail.apply(high.tri, best_prim[found], hb, hit_normal)
     high_normal[found] = hit_normal
 
-    local = np.stack([np.einsum("ij,ij->i", high_normal, tangent), np.einsum("ij,ij->i", high_normal, bitangent),
-                      np.einsum("ij,ij->i", high_normal, normal)], 1)
-    local[:, 2] = np.maximum(local[:, 2], 1e-3)  # a normal map cannot point into the surface
-    local = _unit(local)
-    encoded = np.clip(np.round((local * 0.5 + 0.5) * 255.0), 0, 255).astype(np.uint8)
+    encoded, plain, baked = rasterizer.encode_texels(high_normal, normal, tangent, bitangent)
     image = np.empty((size, size, 3), np.uint8)
     image[:] = (128, 128, 255)
     image[covered] = encoded
-
-    decoded = _unit(encoded.astype(np.float64) / 255.0 * 2.0 - 1.0)
-    shaded = _unit(decoded[:, :1] * tangent + decoded[:, 1:2] * bitangent + decoded[:, 2:] * normal)
-    plain = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", high_normal, normal), -1, 1)))
-    baked = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", high_normal, shaded), -1, 1)))
+    plain, baked = plain[found], baked[found]
     return BakeResult(image=_dilate(image, covered, 4), tangents=tangents,
                       coverage=float(found.mean()) if len(found) else 0.0,
-                      angle_plain_deg=float(plain[found].mean()) if found.any() else 0.0,
-                      angle_baked_deg=float(baked[found].mean()) if found.any() else 0.0)
+                      angle_plain_deg=float(plain.mean()) if len(plain) else 0.0,
+                      angle_baked_deg=float(baked.mean()) if len(baked) else 0.0)
 
 
 def _dilate(image: np.ndarray, covered: np.ndarray, passes: int) -> np.ndarray:

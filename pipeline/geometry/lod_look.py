@@ -226,30 +226,56 @@ def build_and_judge(source: Model, budget: LodBudget, *, normal_map_px: int = NO
     threads) as soon as the search accepts it, while the next level is searched, whose
     simplifications keep one core busy. The same levels, bakes and looks as the two calls in turn.
     `chain_options` go to `build_lod_chain`."""
-    looks = _Looks(source, normal_map_px, seconds, bakes=budget.levels > 1)
+    # The source's renders at every switch size start with the search, while LOD0 is searched (its
+    # first tries keep one core busy and the looks have nothing else to do yet); LOD0's only where
+    # the source is over LOD0's ceiling, else LOD0 is likely the source itself, which is not rendered.
+    sizes = budget.screen_sizes if source.triangle_count > budget.ceiling(0) else budget.screen_sizes[1:]
+    looks = _Looks(source, normal_map_px, seconds, bakes=budget.levels > 1, references=sizes)
     try:
-        chain = build_lod_chain(source, budget, on_level=looks.add, **chain_options)
+        chain = build_lod_chain(source, budget, on_start=looks.start, on_level=looks.add, **chain_options)
         return chain, looks.results()
     finally:
         looks.close()
 
 
 class _Looks:
-    """Bakes and judgements of a chain's levels on a pool of two threads (numpy, embree and the
-    renderer's large array passes release the GIL), in the order the levels arrive. Per level,
-    the source's render at the level's switch size and the level's bake run side by side, then
-    the judgement that needs both. A job waits only for jobs submitted before it (and for the
-    level, assembled elsewhere), so the pool cannot deadlock."""
+    """Bakes and judgements of a chain's levels on a pool of two threads (the compiled passes and
+    numpy's large array passes release the GIL), in the order the levels arrive. Per level, the
+    source's render at the level's switch size and the level's bake run side by side, then the
+    judgement that needs both; each job is queued once its inputs are done (`_after`). A job
+    waits only for jobs submitted before it (the source's surface and renders), so the pool
+    cannot deadlock."""
 
-    def __init__(self, source: Model, normal_map_px: int, seconds: dict[str, float] | None, *, bakes: bool):
+    def __init__(self, source: Model, normal_map_px: int, seconds: dict[str, float] | None, *, bakes: bool,
+                 references: tuple[float, ...] = ()):
         self.source, self.normal_map_px, self.size = source, normal_map_px, model_size(source)
         self.seconds = {} if seconds is None else seconds
         self.seconds.update(bake=0.0, judge=0.0)
         self._lock = threading.Lock()  # the two threads add to `seconds`
+        self._starting = threading.Lock()  # `start` and `_after`'s callbacks come from several threads
         self.pool = ThreadPoolExecutor(2)
-        # the source's ray-tracing surface, built once for every level baked
-        self.high = self.pool.submit(self._timed, "bake", HighSurface.of, source) if bakes else None
+        self.bakes, self.sizes = bakes, references
+        self.high: Future | None = None
+        self.references: dict[float, Future] | None = None  # set by `start`
         self.jobs: list[tuple[Future, Future]] = []  # per level: (bake, judgement)
+
+    def start(self) -> None:
+        """The work on the source alone: its ray-tracing surface (built once for every level baked)
+        and its renders at the `references` switch sizes, ahead of the levels (a size no level comes
+        for is work lost, not a wrong result). `build_and_judge` starts it once the search's own
+        first needs are met (`build_lod_chain`'s on_start), not at once: embree's mesh is built
+        holding the GIL (~0.25 s for 500K triangles), and two renders besides would have held up
+        the search's start and its measuring surface. Runs once; the first level starts it if
+        nothing did."""
+        with self._starting:
+            if self.references is not None:
+                return
+            if self.bakes:
+                self.high = self.pool.submit(self._timed, "bake", HighSurface.of, self.source)
+            self.references = {size: self.pool.submit(self._render_source, size) for size in self.sizes}
+
+    def _render_source(self, size: float) -> np.ndarray:
+        return self._timed("judge", lambda: render_at(self.source, switch_view(self.source, size)))
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)
@@ -264,15 +290,41 @@ class _Looks:
 
     def add(self, level: Future) -> None:
         """Bake (levels after LOD0) and judge the LodLevel that `level` (a Future) holds."""
-        reference = self.pool.submit(self._reference, level)
-        bake = self.pool.submit(self._bake, level)
-        self.jobs.append((bake, self.pool.submit(self._judge, level, bake, reference)))
+        self.start()
+        reference = self._after([level], self._reference, level)
+        bake = self._after([level], self._bake, level)
+        self.jobs.append((bake, self._after([bake, reference], self._judge, level, bake, reference)))
+
+    def _after(self, inputs: list[Future], fn, *args) -> Future:
+        """`fn(*args)` on the pool once every input is done. A job waiting for its inputs holds no
+        thread: a judgement queued behind its level's bake would otherwise hold one of the two, and
+        the next level's bake would wait for this one's instead of running beside it."""
+        out: Future = Future()
+        left = [len(inputs)]
+
+        def ready(_: Future) -> None:
+            with self._starting:
+                left[0] -= 1
+                if left[0]:
+                    return
+            try:
+                job = self.pool.submit(fn, *args)
+            except RuntimeError as exc:  # the pool was shut down: the chain failed and closed the looks
+                out.set_exception(exc)
+                return
+            job.add_done_callback(lambda done: _forward(done, out))
+
+        for future in inputs:
+            future.add_done_callback(ready)
+        return out
 
     def _reference(self, level: Future) -> np.ndarray | None:
         lod: LodLevel = level.result()
         if lod.method == "source":
             return None
-        return self._timed("judge", render_at, self.source, switch_view(self.source, lod.screen_size))
+        if lod.screen_size in (self.references or {}):
+            return self.references[lod.screen_size].result()
+        return self._render_source(lod.screen_size)
 
     def _bake(self, level: Future) -> LevelBake | None:
         lod: LodLevel = level.result()
@@ -291,14 +343,22 @@ class _Looks:
             zero = RenderedDifference(0.0, 0.0, 0.0)
             lod.look = LevelLook(view, zero, zero, None, False, "the source's own geometry", None, None)
             return
-        made = bake.result()
-        reference.result()  # both inputs first, so the judgement's time is its own
-        lod.model, lod.look = self._timed("judge", judge_level, self.source, lod.model, lod.screen_size, made,
+        lod.model, lod.look = self._timed("judge", judge_level, self.source, lod.model, lod.screen_size, bake.result(),
                                           reference=reference)
 
     def results(self) -> list[LevelBake | None]:
         """Waits for every level's work; returns the bakes in level order (None where none)."""
         return [(judgement.result(), bake.result())[1] for bake, judgement in self.jobs]
+
+
+def _forward(done: Future, to: Future) -> None:
+    """`to` gets `done`'s outcome."""
+    if done.cancelled():
+        to.cancel()
+    elif done.exception() is not None:
+        to.set_exception(done.exception())
+    else:
+        to.set_result(done.result())
 
 
 def look_strip(chain: list[LodLevel], *, cell: int = 128) -> Image.Image:

@@ -1,7 +1,8 @@
 """The renderer's and the bake's per-pixel passes compiled with numba (imported where they are used,
 so only processes that render or bake load numba): visibility (`raster`), shading for
 `render.render_variants` (`perspective`, `base_colour`, `unit_normals`, `detail_normals`, `shade`)
-and the bake's texel coverage (`uv_raster`).
+and the bake's per-texel passes (`uv_raster`, `texel_frames`, `hit_normals`, `encode_texels`,
+`vertex_tangents`).
 
 Visibility: for each pixel, the nearest triangle and its barycentrics (`render.rasterize`).
 
@@ -85,7 +86,7 @@ def raster(screen, depth, triangles, cull, width, height, tri, bary):
 @njit(cache=True, nogil=True)
 def _blend(values, k, c0, c1, c2, w0, w1, w2):
     """Column k of a vertex attribute blended over a triangle's corners (`model.interpolate`'s
-    order of float32 operations)."""
+    order of operations, in the weights' float type: float32 pixels, float64 texels)."""
     out = values[c0, k] * w0
     out += values[c1, k] * w1
     out += values[c2, k] * w2
@@ -94,7 +95,9 @@ def _blend(values, k, c0, c1, c2, w0, w1, w2):
 
 @njit(cache=True, nogil=True)
 def _bilinear(texture, u, v, out):
-    """`render.sample_bilinear` at one UV (glTF: v down; clamp to edge) into `out`'s channels."""
+    """`render.sample_bilinear` at one UV (glTF: v down; clamp to edge) into `out`'s channels, from
+    an 8-bit texture (`render.texture_bytes`) read as float32 values / 255, as sample_bilinear does."""
+    denom = np.float32(255.0)
     th, tw = texture.shape[0], texture.shape[1]
     zero, half = np.float32(0.0), np.float32(0.5)
     sx = min(max(u * np.float32(tw) - half, zero), np.float32(tw - 1))
@@ -108,9 +111,9 @@ def _bilinear(texture, u, v, out):
     x1 = x0 + 1 if x0 < tw - 1 else x0
     y1 = y0 + 1 if y0 < th - 1 else y0
     for k in range(out.shape[0]):
-        top, bottom = texture[y0, x0, k], texture[y1, x0, k]
-        top = top + (texture[y0, x1, k] - top) * fx
-        bottom = bottom + (texture[y1, x1, k] - bottom) * fx
+        top, bottom = np.float32(texture[y0, x0, k]) / denom, np.float32(texture[y1, x0, k]) / denom
+        top = top + (np.float32(texture[y0, x1, k]) / denom - top) * fx
+        bottom = bottom + (np.float32(texture[y1, x1, k]) / denom - bottom) * fx
         out[k] = top + (bottom - top) * fy
 
 
@@ -135,7 +138,8 @@ def perspective(tri, bary, triangles, inv_w):
 @njit(cache=True, nogil=True)
 def base_colour(tri, bary, triangles, tri_material, index, factor, opaque, uvs, texture, colour, alpha):
     """Material `index`'s pixels: `factor` times its texture sampled bilinearly at the interpolated
-    UV (no texture: `texture` has no rows), into `colour` (h, w, 3) and `alpha` (h, w)."""
+    UV (no texture: `texture` has no rows), into `colour` (h, w, 3) and `alpha` (h, w). The texture
+    is 8-bit RGBA (`render.texture_bytes`)."""
     h, w = tri.shape
     one = np.float32(1.0)
     sample = np.empty(4, np.float32)
@@ -284,3 +288,145 @@ def unit_normals(tri, bary, triangles, normals):
             out[j, 0], out[j, 1], out[j, 2] = out[j, 0] / length, out[j, 1] / length, out[j, 2] / length
             j += 1
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The bake's per-texel passes (`bake.bake_normal_map`), float64 in the numpy passes' order of
+# operations (`_blend`, as `model.interpolate`; `_unit64`, as `bake._unit`: x / max(|x|, 1e-20)).
+
+
+@njit(cache=True, nogil=True)
+def _unit64(x, y, z):
+    length = max(math.sqrt(x * x + y * y + z * z), 1e-20)
+    return x / length, y / length, z / length
+
+
+@njit(cache=True, nogil=True)
+def texel_frames(positions, normals, tangents, corners, bary):
+    """Per covered texel (its triangle's `corners` (k, 3), barycentrics (k, 3)): the low surface's
+    point, unit normal, unit tangent (Gram-Schmidt against the normal) and bitangent
+    (w * normal x tangent, w the tangent's handedness), each (k, 3) float64."""
+    k = corners.shape[0]
+    point, normal = np.empty((k, 3)), np.empty((k, 3))
+    tangent, bitangent = np.empty((k, 3)), np.empty((k, 3))
+    for i in range(k):
+        c0, c1, c2 = corners[i, 0], corners[i, 1], corners[i, 2]
+        w0, w1, w2 = bary[i, 0], bary[i, 1], bary[i, 2]
+        for d in range(3):
+            point[i, d] = _blend(positions, d, c0, c1, c2, w0, w1, w2)
+        n0, n1, n2 = _unit64(_blend(normals, 0, c0, c1, c2, w0, w1, w2), _blend(normals, 1, c0, c1, c2, w0, w1, w2),
+                             _blend(normals, 2, c0, c1, c2, w0, w1, w2))
+        t0, t1, t2 = (_blend(tangents, 0, c0, c1, c2, w0, w1, w2), _blend(tangents, 1, c0, c1, c2, w0, w1, w2),
+                      _blend(tangents, 2, c0, c1, c2, w0, w1, w2))
+        dot = n0 * t0 + n1 * t1 + n2 * t2
+        t0, t1, t2 = _unit64(t0 - n0 * dot, t1 - n1 * dot, t2 - n2 * dot)
+        handed = -1.0 if _blend(tangents, 3, c0, c1, c2, w0, w1, w2) < 0 else 1.0
+        normal[i, 0], normal[i, 1], normal[i, 2] = n0, n1, n2
+        tangent[i, 0], tangent[i, 1], tangent[i, 2] = t0, t1, t2
+        bitangent[i, 0] = (n1 * t2 - n2 * t1) * handed
+        bitangent[i, 1] = (n2 * t0 - n0 * t2) * handed
+        bitangent[i, 2] = (n0 * t1 - n1 * t0) * handed
+    return point, normal, tangent, bitangent
+
+
+@njit(cache=True, nogil=True)
+def hit_normals(normals, triangles, prim, u, v):
+    """The high surface's unit shading normal at each ray hit (triangle `prim`, embree's u, v)."""
+    k = prim.shape[0]
+    out = np.empty((k, 3))
+    for i in range(k):
+        a, b, c = triangles[prim[i], 0], triangles[prim[i], 1], triangles[prim[i], 2]
+        h1, h2 = np.float64(u[i]), np.float64(v[i])
+        h0 = 1.0 - (h1 + h2)
+        out[i, 0], out[i, 1], out[i, 2] = _unit64(h0 * normals[a, 0] + h1 * normals[b, 0] + h2 * normals[c, 0],
+                                                  h0 * normals[a, 1] + h1 * normals[b, 1] + h2 * normals[c, 1],
+                                                  h0 * normals[a, 2] + h1 * normals[b, 2] + h2 * normals[c, 2])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def encode_texels(high, normal, tangent, bitangent):
+    """Per texel: the high normal in the low tangent frame, encoded as 8-bit RGB (n * 0.5 + 0.5,
+    z kept >= 1e-3: a normal map cannot point into the surface), and the angle (degrees) of the
+    high normal to the low normal (plain) and to the decoded map's normal (baked)."""
+    k = high.shape[0]
+    encoded = np.empty((k, 3), np.uint8)
+    plain, baked = np.empty(k), np.empty(k)
+    for i in range(k):
+        h0, h1, h2 = high[i, 0], high[i, 1], high[i, 2]
+        x = h0 * tangent[i, 0] + h1 * tangent[i, 1] + h2 * tangent[i, 2]
+        y = h0 * bitangent[i, 0] + h1 * bitangent[i, 1] + h2 * bitangent[i, 2]
+        z = max(h0 * normal[i, 0] + h1 * normal[i, 1] + h2 * normal[i, 2], 1e-3)
+        x, y, z = _unit64(x, y, z)
+        e0 = min(max(np.rint((x * 0.5 + 0.5) * 255.0), 0.0), 255.0)
+        e1 = min(max(np.rint((y * 0.5 + 0.5) * 255.0), 0.0), 255.0)
+        e2 = min(max(np.rint((z * 0.5 + 0.5) * 255.0), 0.0), 255.0)
+        encoded[i, 0], encoded[i, 1], encoded[i, 2] = np.uint8(e0), np.uint8(e1), np.uint8(e2)
+        d0, d1, d2 = _unit64(e0 / 255.0 * 2.0 - 1.0, e1 / 255.0 * 2.0 - 1.0, e2 / 255.0 * 2.0 - 1.0)
+        s0, s1, s2 = _unit64(d0 * tangent[i, 0] + d1 * bitangent[i, 0] + d2 * normal[i, 0],
+                             d0 * tangent[i, 1] + d1 * bitangent[i, 1] + d2 * normal[i, 1],
+                             d0 * tangent[i, 2] + d1 * bitangent[i, 2] + d2 * normal[i, 2])
+        cos_plain = h0 * normal[i, 0] + h1 * normal[i, 1] + h2 * normal[i, 2]
+        cos_baked = h0 * s0 + h1 * s1 + h2 * s2
+        plain[i] = math.degrees(math.acos(min(max(cos_plain, -1.0), 1.0)))
+        baked[i] = math.degrees(math.acos(min(max(cos_baked, -1.0), 1.0)))
+    return encoded, plain, baked
+
+
+@njit(cache=True, nogil=True)
+def _angle(ax, ay, az, bx, by, bz):
+    ax, ay, az = _unit64(ax, ay, az)
+    bx, by, bz = _unit64(bx, by, bz)
+    return math.acos(min(max(ax * bx + ay * by + az * bz, -1.0), 1.0))
+
+
+@njit(cache=True, nogil=True)
+def vertex_tangents(positions, triangles, uvs, normals):
+    """`bake.tangent_frames`' loops over float64 positions, triangles, UVs and normals: per vertex,
+    the unit tangent ((n, 3)) and the sign of its handedness ((n,)), from each corner's UV
+    derivatives weighted by the corner's angle (MikkTSpace-style)."""
+    n = positions.shape[0]
+    t_acc, b_acc = np.zeros((n, 3)), np.zeros((n, 3))
+    m = triangles.shape[0]
+    sdir, tdir, angles = np.empty((m, 3)), np.empty((m, 3)), np.empty((m, 3))
+    for f in range(m):
+        i0, i1, i2 = triangles[f, 0], triangles[f, 1], triangles[f, 2]
+        du1, dv1 = uvs[i1, 0] - uvs[i0, 0], uvs[i1, 1] - uvs[i0, 1]
+        du2, dv2 = uvs[i2, 0] - uvs[i0, 0], uvs[i2, 1] - uvs[i0, 1]
+        det = du1 * dv2 - du2 * dv1
+        r = 1.0 / det if abs(det) > 1e-20 else 0.0
+        for d in range(3):
+            e1, e2 = positions[i1, d] - positions[i0, d], positions[i2, d] - positions[i0, d]
+            sdir[f, d] = (e1 * dv2 - e2 * dv1) * r  # dP/du
+            tdir[f, d] = -((e2 * du1 - e1 * du2) * r)  # -dP/dv: the map's +Y, up the image
+        for k in range(3):
+            a, b, c = triangles[f, k], triangles[f, (k + 1) % 3], triangles[f, (k + 2) % 3]
+            angles[f, k] = _angle(positions[b, 0] - positions[a, 0], positions[b, 1] - positions[a, 1],
+                                  positions[b, 2] - positions[a, 2], positions[c, 0] - positions[a, 0],
+                                  positions[c, 1] - positions[a, 1], positions[c, 2] - positions[a, 2])
+    for k in range(3):  # corner by corner, triangle by triangle: numpy's add.at order
+        for f in range(m):
+            v, w = triangles[f, k], angles[f, k]
+            s0, s1, s2 = _unit64(sdir[f, 0], sdir[f, 1], sdir[f, 2])
+            q0, q1, q2 = _unit64(tdir[f, 0], tdir[f, 1], tdir[f, 2])
+            t_acc[v, 0] += s0 * w
+            t_acc[v, 1] += s1 * w
+            t_acc[v, 2] += s2 * w
+            b_acc[v, 0] += q0 * w
+            b_acc[v, 1] += q1 * w
+            b_acc[v, 2] += q2 * w
+    tangent, handed = np.empty((n, 3)), np.empty(n)
+    for v in range(n):
+        n0, n1, n2 = _unit64(normals[v, 0], normals[v, 1], normals[v, 2])
+        d = n0 * t_acc[v, 0] + n1 * t_acc[v, 1] + n2 * t_acc[v, 2]
+        t0, t1, t2 = t_acc[v, 0] - n0 * d, t_acc[v, 1] - n1 * d, t_acc[v, 2] - n2 * d
+        if not math.sqrt(t0 * t0 + t1 * t1 + t2 * t2) > 1e-12:
+            # no usable UV derivative: any direction orthogonal to the normal
+            f0, f1, f2 = (1.0, 0.0, 0.0) if abs(n0) < 0.9 else (0.0, 1.0, 0.0)
+            d = n0 * f0 + n1 * f1 + n2 * f2
+            t0, t1, t2 = f0 - n0 * d, f1 - n1 * d, f2 - n2 * d
+        t0, t1, t2 = _unit64(t0, t1, t2)
+        tangent[v, 0], tangent[v, 1], tangent[v, 2] = t0, t1, t2
+        side = (n1 * t2 - n2 * t1) * b_acc[v, 0] + (n2 * t0 - n0 * t2) * b_acc[v, 1] + (n0 * t1 - n1 * t0) * b_acc[v, 2]
+        handed[v] = -1.0 if side < 0.0 else 1.0
+    return tangent, handed

@@ -176,29 +176,30 @@ def render_mask(model: Model, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, s
 
 
 # Both caches live as long as the process (a worker's runs one after another): small, so a 2048 px
-# texture's float copies (64 MB each) do not pile up across runs.
-@lru_cache(maxsize=2)
+# texture's copies (16 MB each) do not pile up across runs, and large enough that a judged chain
+# (the source's texture at four sizes, each level's own, the baked maps) decodes each image once.
+@lru_cache(maxsize=3)
 def _decoded(data: bytes) -> Image.Image:
-    """An encoded image decoded to RGBA at full size, shared by the sizes `texture_pixels` is asked
+    """An encoded image decoded to RGBA at full size, shared by the sizes `texture_bytes` is asked
     for (a judged chain renders one texture at four switch sizes; a 2048 px PNG takes ~0.1 s)."""
     return Image.open(io.BytesIO(data)).convert("RGBA")
 
 
-def texture_pixels(data: bytes, max_side: int) -> np.ndarray:
-    """Decoded base colour texture (float32 RGBA, linear-in-sRGB-values) no larger than max_side."""
+def texture_bytes(data: bytes, max_side: int) -> np.ndarray:
+    """Decoded texture as 8-bit RGBA, no larger than max_side (what the renderer samples)."""
     with Image.open(io.BytesIO(data)) as header:  # reads the header only
         side = max(header.size)
-    return _texture_pixels(data, min(max_side, side))  # one cached array for every size above the image's
+    return _texture_bytes(data, min(max_side, side))  # one cached array for every size above the image's
 
 
 def clear_texture_cache() -> None:
     """Forget every decoded texture (benchmarks time the decode as a fresh process pays it)."""
-    _texture_pixels.cache_clear()
+    _texture_bytes.cache_clear()
     _decoded.cache_clear()
 
 
-@lru_cache(maxsize=4)
-def _texture_pixels(data: bytes, max_side: int) -> np.ndarray:
+@lru_cache(maxsize=6)
+def _texture_bytes(data: bytes, max_side: int) -> np.ndarray:
     image = Image.open(io.BytesIO(data))
     if image.format == "JPEG":
         image.draft("RGB", (max_side, max_side))  # decoded at reduced size directly
@@ -209,26 +210,34 @@ def _texture_pixels(data: bytes, max_side: int) -> np.ndarray:
         scale = max_side / max(image.size)
         image = image.resize((max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale))),
                              Image.Resampling.BOX)
-    return np.asarray(image, np.float32) / 255.0
+    return np.asarray(image)
 
 
 def sample_bilinear(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """Bilinear lookup with clamp-to-edge; uv (k, 2) in glTF convention (v down).
+    """Bilinear lookup with clamp-to-edge; uv (k, 2) in glTF convention (v down). An 8-bit
+    texture (`texture_bytes`) is read as float32 values / 255, a float one as it is.
 
     The four texels are gathered from the flattened texture with `take` and blended in place:
     fancy indexing by (row, column) pairs and the blend's temporaries made this the renderer's
     costliest pass (a 1080p judgement render of the crate's 2048-texel atlas: 0.73 -> 0.31 s)."""
     h, w = texture.shape[:2]
     flat = texture.reshape(h * w, -1)
+    eight_bit = texture.dtype == np.uint8
+    dtype = np.float32 if eight_bit else texture.dtype
+
+    def gather(rows: np.ndarray) -> np.ndarray:  # only the texels used are converted
+        texels = flat.take(rows, axis=0)
+        return texels.astype(np.float32) / np.float32(255.0) if eight_bit else texels
+
     x = np.clip(uv[:, 0] * np.float32(w) - np.float32(0.5), 0, w - 1)
     y = np.clip(uv[:, 1] * np.float32(h) - np.float32(0.5), 0, h - 1)
     x0, y0 = x.astype(np.int64), y.astype(np.int64)  # non-negative after the clip: truncation floors
-    fx, fy = (x - x0).astype(texture.dtype)[:, None], (y - y0).astype(texture.dtype)[:, None]
+    fx, fy = (x - x0).astype(dtype)[:, None], (y - y0).astype(dtype)[:, None]
     right = (x0 < w - 1).astype(np.int64)  # clamp to the edge
     row0 = y0 * w + x0
     row1 = row0 + (y0 < h - 1) * w
-    top, top_right = flat.take(row0, axis=0), flat.take(row0 + right, axis=0)
-    bottom, bottom_right = flat.take(row1, axis=0), flat.take(row1 + right, axis=0)
+    top, top_right = gather(row0), gather(row0 + right)
+    bottom, bottom_right = gather(row1), gather(row1 + right)
     top_right -= top
     top_right *= fx
     top += top_right
@@ -279,7 +288,7 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
     max_side = texture_side or 2 * max(width, height)
     basis = np.ascontiguousarray(np.stack(camera_basis(yaw_deg, pitch_deg), axis=1), np.float32)
     light = (_LIGHT / np.linalg.norm(_LIGHT)).astype(np.float32)
-    no_texture, no_normals = np.zeros((0, 0, 4), np.float32), np.zeros((0, 3), np.float32)
+    no_texture, no_normals = np.zeros((0, 0, 4), np.uint8), np.zeros((0, 3), np.float32)
     outs = []
     for model in models:
         out = np.empty((height, width, 4), np.uint8)
@@ -294,7 +303,7 @@ def render_variants(models: list[Model], *, yaw_deg: float = 0.0, pitch_deg: flo
             texture = no_texture
             if material.base_color_texture is not None and uvs is not None:
                 try:
-                    texture = texture_pixels(model.image(material.base_color_texture).data, max_side)
+                    texture = texture_bytes(model.image(material.base_color_texture).data, max_side)
                 except (OSError, ValueError):
                     pass  # an undecodable texture renders as its factor alone
             rasterizer.base_colour(tri, bary, triangles, tri_material, index,
