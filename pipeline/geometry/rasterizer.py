@@ -399,6 +399,9 @@ def vertex_tangents(positions, triangles, uvs, normals):
             e1, e2 = positions[i1, d] - positions[i0, d], positions[i2, d] - positions[i0, d]
             sdir[f, d] = (e1 * dv2 - e2 * dv1) * r  # dP/du
             tdir[f, d] = -((e2 * du1 - e1 * du2) * r)  # -dP/dv: the map's +Y, up the image
+        # unit directions, once per triangle (each of its corners adds them)
+        sdir[f, 0], sdir[f, 1], sdir[f, 2] = _unit64(sdir[f, 0], sdir[f, 1], sdir[f, 2])
+        tdir[f, 0], tdir[f, 1], tdir[f, 2] = _unit64(tdir[f, 0], tdir[f, 1], tdir[f, 2])
         for k in range(3):
             a, b, c = triangles[f, k], triangles[f, (k + 1) % 3], triangles[f, (k + 2) % 3]
             angles[f, k] = _angle(positions[b, 0] - positions[a, 0], positions[b, 1] - positions[a, 1],
@@ -407,14 +410,9 @@ def vertex_tangents(positions, triangles, uvs, normals):
     for k in range(3):  # corner by corner, triangle by triangle: numpy's add.at order
         for f in range(m):
             v, w = triangles[f, k], angles[f, k]
-            s0, s1, s2 = _unit64(sdir[f, 0], sdir[f, 1], sdir[f, 2])
-            q0, q1, q2 = _unit64(tdir[f, 0], tdir[f, 1], tdir[f, 2])
-            t_acc[v, 0] += s0 * w
-            t_acc[v, 1] += s1 * w
-            t_acc[v, 2] += s2 * w
-            b_acc[v, 0] += q0 * w
-            b_acc[v, 1] += q1 * w
-            b_acc[v, 2] += q2 * w
+            for d in range(3):
+                t_acc[v, d] += sdir[f, d] * w
+                b_acc[v, d] += tdir[f, d] * w
     tangent, handed = np.empty((n, 3)), np.empty(n)
     for v in range(n):
         n0, n1, n2 = _unit64(normals[v, 0], normals[v, 1], normals[v, 2])
