@@ -44,23 +44,6 @@ def provider_slot(context: dg.AssetExecutionContext, provider: str, *,
     run_id, step_key = context.run.run_id, context.op_execution_context.get_step_execution_context().step.key
     # A run resumed after its worker died takes back the slot the dead worker held.
     storage.free_concurrency_slot_for_step(run_id, step_key)
-    waited = 0.0
-    try:
-        claim = storage.claim_concurrency_slot(key, run_id, step_key)
-        while not claim.is_claimed:
-            if waited == 0.0:
-                context.log.info(f"waiting for a slot in pool {key} (limit {info.slot_count})")
-            time.sleep(poll_s)
-            waited += poll_s
-            claim = storage.claim_concurrency_slot(key, run_id, step_key)
-    except BaseException:
-        # A step that stops waiting (an error, a termination) leaves its place in the queue: a slot
-        # Dagster assigned to it would otherwise sit idle, unclaimed, until the step's retry
-        # (GENERATION_RETRY: 15 s, then 30 s) or for good.
-        storage.free_concurrency_slot_for_step(run_id, step_key)
-        raise
-    if waited:
-        context.log.info(f"got a slot in pool {key} after {waited:.0f} s")
     held = True
 
     def free() -> None:
@@ -69,7 +52,21 @@ def provider_slot(context: dg.AssetExecutionContext, provider: str, *,
             held = False
             storage.free_concurrency_slot_for_step(run_id, step_key)
 
+    # One release for every way out: the job done (`free`, called early), the step's end, and a step
+    # that stops waiting (an error, a termination), which also gives back a slot Dagster had assigned
+    # it and would otherwise sit idle, unclaimed, until the step's retry (GENERATION_RETRY: 15 s,
+    # then 30 s) or for good.
     try:
+        waited = 0.0
+        claim = storage.claim_concurrency_slot(key, run_id, step_key)
+        while not claim.is_claimed:
+            if waited == 0.0:
+                context.log.info(f"waiting for a slot in pool {key} (limit {info.slot_count})")
+            time.sleep(poll_s)
+            waited += poll_s
+            claim = storage.claim_concurrency_slot(key, run_id, step_key)
+        if waited:
+            context.log.info(f"got a slot in pool {key} after {waited:.0f} s")
         yield free
     finally:
         free()
