@@ -269,6 +269,30 @@ def test_surface_distance_matches_brute_force_next_to_large_triangles():
         np.testing.assert_allclose(coarse.distance(query), brute, rtol=1e-6, atol=1e-6)  # exact, point by point
 
 
+def test_points_far_from_a_fine_surface_are_settled_block_by_block_exactly():
+    # a dense sphere (fine cells) queried from its centre region and from well outside: each such
+    # point is many rings of cells from every triangle
+    # (a ring search over the fine grid alone opened millions of empty cells per point) and are
+    # searched block by block
+    from pipeline.geometry import nearest
+
+    pos, idx, _ = sphere_grid(160, 120)
+    surface = Surface(Model([Primitive(pos, idx)]))
+    rng = np.random.default_rng(2)
+    query = np.concatenate([rng.normal(size=(60, 3)) * 0.05 + [0, 0.5, 0],  # inside, near the centre
+                            rng.normal(size=(60, 3)) * 4.0,  # outside, up to metres away
+                            surface.sample(60, seed=3)]).astype(np.float32)  # on the surface: the fine grid
+    a, b, c = surface.a, surface.a + surface.e1, surface.a + surface.e2
+    brute = np.array([_point_triangle_distance(np.repeat(p[None], len(a), 0), a, b, c).min() for p in query])
+    grid = surface.grid
+    assert grid.dims.max() > 4 * nearest.RINGS  # fine enough that the centre is out of reach
+    np.testing.assert_allclose(surface.distance(query), brute, rtol=1e-6, atol=1e-6)
+    assert grid._blocks is not None  # the far points were searched by blocks
+    # with a limit (the LOD search's: no farther triangle is looked at), exact below it
+    for limit in (0.01, 0.3):
+        np.testing.assert_allclose(surface.distance(query, limit), np.minimum(brute, limit), rtol=1e-6, atol=1e-6)
+
+
 def test_surface_distance_is_exact_with_degenerate_and_huge_triangles():
     # a floor quad much larger than the detail above it, a sliver, and a zero-area triangle (a line)
     detail, detail_idx, _ = sphere_grid(16, 12)
@@ -324,19 +348,22 @@ def test_synthetic_chain_is_the_cheapest_within_each_bound(synthetic_chain):
 
 
 def test_the_next_count_follows_the_levels_own_measurements():
-    from pipeline.geometry.lod import AIM, _next_count
+    from pipeline.geometry.lod import AIM, MEASURE_LIMIT, _next_count
 
     bound = 0.278e-3
     # one measurement: error ~ 1 / count
-    assert _next_count([(5000, 6.22e-3)], bound) == pytest.approx(5000 * 6.22e-3 / (AIM * bound))
-    # two (the 500K bench sphere's first LOD0 tries as a small prop): its own exponent, 0.80, aims
-    # at ~297K where 1 / count aimed at 132K (which measured 0.452 mm against the 0.278 mm bound)
+    assert _next_count([(131728, 0.452e-3)], bound) == pytest.approx(131728 * 0.452e-3 / (AIM * bound))
+    # two: the mesh's own exponent (the 500K bench sphere as a small prop: 5,000 triangles measured
+    # 6.22 mm and 131,728 measured 0.452 mm, error ~ count^-0.80), here against a 2 mm bound
     k = math.log(6.22 / 0.452) / math.log(131728 / 5000)
-    nxt = _next_count([(5000, 6.22e-3), (131728, 0.452e-3)], bound)
-    assert nxt == pytest.approx(131728 * (0.452e-3 / (AIM * bound)) ** (1 / k)) and 290_000 < nxt < 300_000
+    nxt = _next_count([(5000, 6.22e-3), (131728, 0.452e-3)], 2e-3)
+    assert nxt == pytest.approx(131728 * (0.452e-3 / (AIM * 2e-3)) ** (1 / k))
+    # a measurement at the measuring limit is only a lower bound: kept out of the fit (1 / count)
+    capped = _next_count([(5000, MEASURE_LIMIT * bound), (131728, 0.452e-3)], bound)
+    assert capped == pytest.approx(131728 * 0.452e-3 / (AIM * bound))
     # a noisy pair is clamped: an error that rose with the count, or fell as 1 / count^5
     assert _next_count([(1000, 1e-3), (2000, 2e-3)], 1e-3) == pytest.approx(2000 * (2 / AIM) ** 2)
-    assert _next_count([(1000, 32e-3), (2000, 1e-3)], 1e-3) == pytest.approx(2000 * (1 / AIM) ** 0.5)
+    assert _next_count([(1000, 3.2e-3), (2000, 0.1e-3)], 1e-3) == pytest.approx(2000 * (0.1 / AIM) ** 0.5)
 
 
 def test_error_falls_with_triangles_and_is_measured_against_the_source():
