@@ -3,7 +3,7 @@
     frames = tangent_frames(positions, indices, normals, uvs)             # (n, 4) glTF TANGENT
     result = bake_normal_map(high, low, size=512, max_distance_m=...)   # BakeResult
 
-numpy, the compiled texel passes in rasterizer.py (numba), embreex (ray casting) and xatlas (fresh UV
+numpy, the compiled texel passes in rasterizer.py (numba), Embree (ray casting, `raycast`) and xatlas (fresh UV
 layouts); no Dagster, no category.
 
 Conventions (glTF 2.0, and so Unity, Unreal, Godot and three.js when they read the tangents Kiln
@@ -232,15 +232,12 @@ class HighSurface:
 
     def __init__(self, positions: np.ndarray, indices: np.ndarray, normals: np.ndarray,
                  detail: SurfaceDetail | None = None):
-        from embreex import rtcore_scene
-        from embreex.mesh_construction import TriangleMesh
+        from .raycast import RayScene  # Embree: loaded by the processes that bake
 
         self.tri = indices.reshape(-1, 3).astype(np.int64)
         self.normals = normals.astype(np.float64)
         self.detail = detail
-        self.scene = rtcore_scene.EmbreeScene()
-        # the indexed form: a third of the memory of one vertex triple per triangle
-        TriangleMesh(self.scene, np.ascontiguousarray(positions, np.float32), self.tri.astype(np.int32))
+        self.scene = RayScene(positions, self.tri)
 
     @classmethod
     def of(cls, model: Model, *, normal_map_px: int = 2048) -> "HighSurface":
@@ -252,9 +249,6 @@ class HighSurface:
                    np.concatenate([p.indices.astype(np.int64) + o for p, o in zip(prims, offsets)]),
                    np.concatenate([p.normals if p.normals is not None else vertex_normals(p.positions, p.indices)
                                    for p in prims]), SurfaceDetail.of(model, normal_map_px))
-
-
-RAY_CHUNK = 16_384  # rays per embree call (see bake_normal_map)
 
 
 def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray] | HighSurface,
@@ -288,19 +282,10 @@ def bake_normal_map(high: tuple[np.ndarray, np.ndarray, np.ndarray] | HighSurfac
     best_prim = np.full(len(point), -1, np.int64)
     best_u, best_v = np.zeros(len(point), np.float32), np.zeros(len(point), np.float32)
     origins = point.astype(np.float32)
-    dists = np.full(len(point), max_distance_m, np.float32)
     for sign in (1.0, -1.0):  # outward and inward: the high surface can be on either side
-        directions = (normal * sign).astype(np.float32)
-        # in chunks: embreex casts holding the GIL, and the LOD search on the main thread only needs
-        # it for moments between its simplifications (one pass over all texels held it ~0.1 s)
-        for lo in range(0, len(point), RAY_CHUNK):
-            part = slice(lo, lo + RAY_CHUNK)
-            hit = high.scene.run(origins[part], directions[part], output=1, dists=dists[part].copy())
-            prim = hit["primID"].astype(np.int64)
-            better = (prim >= 0) & (hit["tfar"] < best_t[part])
-            index = np.flatnonzero(better) + lo
-            best_t[index], best_prim[index] = hit["tfar"][better], prim[better]
-            best_u[index], best_v[index] = hit["u"][better], hit["v"][better]
+        prim, t, u, v = high.scene.cast(origins, (normal * sign).astype(np.float32), max_distance_m)
+        better = np.flatnonzero((prim >= 0) & (t < best_t))
+        best_t[better], best_prim[better], best_u[better], best_v[better] = t[better], prim[better], u[better], v[better]
     found = best_prim >= 0
     high_normal = normal.copy()
     hit_normal = rasterizer.hit_normals(high.normals, high.tri, best_prim[found], best_u[found], best_v[found])
