@@ -39,9 +39,10 @@ from scipy.spatial import cKDTree
 from PIL import Image
 
 from .bake import HighSurface, LevelBake, bake_level, with_baked_normals
-from .lod import SCREEN_HEIGHT_PX, LodBudget, LodChain, LodLevel, build_lod_chain, model_size
+from .lod import (SCREEN_HEIGHT_PX, LodBudget, LodChain, LodLevel, behind_the_search, build_lod_chain, model_size,
+                  one_blas_thread)
 from .model import Model
-from .render import Frame, fit_frame, render_variants, sheet
+from .render import Frame, camera_basis, render_variants, sheet
 
 VIEW = (30.0, 15.0)  # yaw, pitch: the three-quarter camera of Kiln's side-by-side sheets
 # A bake ships only when it lowers the level's shading difference by at least this share: a map
@@ -89,9 +90,19 @@ class RenderedDifference:
 
 def switch_view(source: Model, screen_size: float, *, screen_height_px: int = SCREEN_HEIGHT_PX,
                 yaw_deg: float = VIEW[0], pitch_deg: float = VIEW[1]) -> SwitchView:
-    """The frame in which `source`'s largest side spans screen_size * screen_height_px pixels."""
+    """The frame in which `source`'s largest side spans screen_size * screen_height_px pixels:
+    around the source's projected vertices with a 4% margin (not its bounding box's corners, whose
+    projection from the three-quarter camera framed the 500K bench sphere in 1,520 px squares, with
+    twice the pixels its 1,080 px silhouette needs, rendered and compared for nothing)."""
     pixel = model_size(source) / (screen_size * screen_height_px)
-    left, right, bottom, top = fit_frame(source, yaw_deg, pitch_deg, margin=0.04)
+    right_axis, up_axis, _ = camera_basis(yaw_deg, pitch_deg)
+    xs, ys = zip(*[(p.positions.astype(np.float64) @ right_axis, p.positions.astype(np.float64) @ up_axis)
+                   for p in source.primitives if p.triangle_count])
+    lo_x, hi_x = min(x.min() for x in xs), max(x.max() for x in xs)
+    lo_y, hi_y = min(y.min() for y in ys), max(y.max() for y in ys)
+    half_w, half_h = max(hi_x - lo_x, 1e-9) * 0.52, max(hi_y - lo_y, 1e-9) * 0.52
+    left, right, bottom, top = (lo_x + hi_x) / 2 - half_w, (lo_x + hi_x) / 2 + half_w, \
+        (lo_y + hi_y) / 2 - half_h, (lo_y + hi_y) / 2 + half_h
     width = max(1, math.ceil((right - left) / pixel))
     height = max(1, math.ceil((top - bottom) / pixel))
     cx, cy = (left + right) / 2, (bottom + top) / 2
@@ -208,15 +219,16 @@ def bake_and_judge(source: Model, chain: list[LodLevel], *, normal_map_px: int =
 
     `seconds` (optional) receives where the time went, summed over the two threads the work runs
     on: bake (rays, maps) and judge (renders)."""
-    looks = _Looks(source, normal_map_px, seconds, bakes=len(chain) > 1)
-    try:
-        for lod in chain:
-            done: Future = Future()
-            done.set_result(lod)
-            looks.add(done)
-        return looks.results()
-    finally:
-        looks.close()
+    with one_blas_thread():
+        looks = _Looks(source, normal_map_px, seconds, bakes=len(chain) > 1)
+        try:
+            for lod in chain:
+                done: Future = Future()
+                done.set_result(lod)
+                looks.add(done)
+            return looks.results()
+        finally:
+            looks.close()
 
 
 def build_and_judge(source: Model, budget: LodBudget, *, normal_map_px: int = NORMAL_MAP_PX,
@@ -230,12 +242,13 @@ def build_and_judge(source: Model, budget: LodBudget, *, normal_map_px: int = NO
     # first tries keep one core busy and the looks have nothing else to do yet); LOD0's only where
     # the source is over LOD0's ceiling, else LOD0 is likely the source itself, which is not rendered.
     sizes = budget.screen_sizes if source.triangle_count > budget.ceiling(0) else budget.screen_sizes[1:]
-    looks = _Looks(source, normal_map_px, seconds, bakes=budget.levels > 1, references=sizes)
-    try:
-        chain = build_lod_chain(source, budget, on_start=looks.start, on_level=looks.add, **chain_options)
-        return chain, looks.results()
-    finally:
-        looks.close()
+    with one_blas_thread():  # the looks' renders too (their projections are matrix products)
+        looks = _Looks(source, normal_map_px, seconds, bakes=budget.levels > 1, references=sizes)
+        try:
+            chain = build_lod_chain(source, budget, on_start=looks.start, on_level=looks.add, **chain_options)
+            return chain, looks.results()
+        finally:
+            looks.close()
 
 
 class _Looks:
@@ -253,7 +266,7 @@ class _Looks:
         self.seconds.update(bake=0.0, judge=0.0)
         self._lock = threading.Lock()  # the two threads add to `seconds`
         self._starting = threading.Lock()  # `start` and `_after`'s callbacks come from several threads
-        self.pool = ThreadPoolExecutor(2)
+        self.pool = ThreadPoolExecutor(2, initializer=behind_the_search)
         self.bakes, self.sizes = bakes, references
         self.high: Future | None = None
         self.references: dict[float, Future] | None = None  # set by `start`
