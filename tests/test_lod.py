@@ -366,6 +366,23 @@ def test_the_next_count_follows_the_levels_own_measurements():
     assert _next_count([(1000, 3.2e-3), (2000, 0.1e-3)], 1e-3) == pytest.approx(2000 * (0.1 / AIM) ** 0.5)
 
 
+def test_a_source_under_the_ceiling_that_cannot_be_cheaper_costs_two_tries(monkeypatch):
+    # LOD0 tries the source itself (within the ceiling), then a quarter of it; that fails past the
+    # measuring limit (a bumpy sphere at a full-screen pixel), which is far enough: no bisection.
+    # A limit of 2 bounds: the recorded error alone (2 bounds at a quarter of the count) would not
+    # put the source's count over the bound, so only the limit stops the search here.
+    from pipeline.geometry import lod
+
+    monkeypatch.setattr(lod, "MEASURE_LIMIT", 2.0)
+    pos, idx, _ = sphere_grid(64, 40)
+    model = Model([Primitive(pos, idx)])
+    chain = build_lod_chain(model, LodBudget(20_000, ratios=(0.5,), screen_sizes=(1.0, 0.5)), samples=5_000)
+    searched = chain[0].searched
+    assert chain[0].method == "source" and len(searched) == 2, searched
+    assert searched[0] == (model.triangle_count, 0.0)
+    assert searched[1][1] == pytest.approx(2.0 * chain[0].error_limit_m)  # recorded at the limit
+
+
 def test_error_falls_with_triangles_and_is_measured_against_the_source():
     # the repro in miniature: raising a level's ceiling cannot raise its error, and every
     # error is against the source (LOD1 is never "better" than LOD0 by being measured elsewhere)

@@ -727,10 +727,12 @@ def _search_level(sources: list[_Source], base: list[np.ndarray], previous: _Can
             # smooth in the count where a thin part (a ring, a strand) collapses at once
             if best.triangles < BRACKET * failed:
                 break
-            if best.triangles == previous.triangles and failed_error * failed / best.triangles > bound:
+            if best.triangles == previous.triangles and (failed_error * failed / best.triangles > bound
+                                                         or failed_error >= MEASURE_LIMIT * bound):
                 # LOD0 kept as the source, and the error model (error ~ 1 / count) puts even the
-                # source's count over the bound from that failure: bisecting towards the failure
-                # would cost measurements for a few percent fewer triangles at best. Seen on small
+                # source's count over the bound from that failure (or the failure is past the
+                # measuring limit, farther still): bisecting towards the failure would cost
+                # measurements for a few percent fewer triangles at best. Seen on small
                 # reconstructions (9K triangles, a 5K ceiling): two failed tries per asset saved.
                 break
             nxt = math.sqrt(best.triangles * failed)
