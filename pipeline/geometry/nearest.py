@@ -38,7 +38,8 @@ CELL_EDGES = 0.5  # a cell's side in median longest triangle edges (measured bes
 # blocks of BLOCK^3 cells, skipping empty blocks whole: a ring search costs the cube of its radius
 # in cells, and on a fine grid a far point would open millions of empty cells. Seen in the LOD
 # search on an over-tessellated cube (1M triangles, 109^3 cells): candidates collapsed to 4-8
-# triangles lie up to ~240 mm (~90 cells) inside the source, and measuring one took 5-16 s.
+# triangles lie up to ~240 mm (~90 cells) inside the source, and measuring one took 5-16 s; by
+# blocks and within the search's limit (`lod.MEASURE_LIMIT`), ~0.2 s.
 RINGS = 4
 BLOCK = 8
 
@@ -278,7 +279,7 @@ class TriangleGrid:
 
     def __init__(self, a: np.ndarray, b: np.ndarray, c: np.ndarray):
         self.a, self.b, self.c = (np.ascontiguousarray(x, np.float32) for x in (a, b, c))
-        self._blocks: np.ndarray | None = None  # triangles listed per BLOCK^3 cells, when first needed
+        self._blocks: np.ndarray | None = None  # entries per block of BLOCK^3 cells, made when first needed
         n = len(self.a)
         if n == 0:
             self.origin, self.cell, self.dims = np.zeros(3), 1.0, np.ones(3, np.int64)
