@@ -52,6 +52,16 @@ def _cell_range(lo: float, hi: float, origin: float, cell: float, n: int) -> tup
 
 
 @njit(cache=True, nogil=True)
+def _point_and_cell(points, q, origin, size, nx, ny, nz):
+    """Point q in float64 and the grid cell holding it (the nearest cell for a point outside)."""
+    px, py, pz = float(points[q, 0]), float(points[q, 1]), float(points[q, 2])
+    ci = min(max(int(math.floor((px - origin[0]) / size)), 0), nx - 1)
+    cj = min(max(int(math.floor((py - origin[1]) / size)), 0), ny - 1)
+    ck = min(max(int(math.floor((pz - origin[2]) / size)), 0), nz - 1)
+    return px, py, pz, ci, cj, ck
+
+
+@njit(cache=True, nogil=True)
 def _segment_sq(px, py, pz, sx, sy, sz, dx, dy, dz):
     """Squared distance from p to the segment from s along d."""
     dd = dx * dx + dy * dy + dz * dz
@@ -141,16 +151,34 @@ def _distance_sq(px, py, pz, a, b, c, t):
 
 
 @njit(cache=True, nogil=True)
+def _unopened(px, py, pz, origin, size, ci, cj, ck, r, nx, ny, nz):
+    """The distance from p (in cell ci, cj, ck of an nx * ny * nz grid of `size` cells) to every
+    cell outside the cube of rings 0..r around it: each lies beyond one of the cube's faces (inf
+    when the cube covers the grid)."""
+    bound = math.inf
+    if ci - r > 0:
+        bound = min(bound, px - (origin[0] + (ci - r) * size))
+    if ci + r < nx - 1:
+        bound = min(bound, origin[0] + (ci + r + 1) * size - px)
+    if cj - r > 0:
+        bound = min(bound, py - (origin[1] + (cj - r) * size))
+    if cj + r < ny - 1:
+        bound = min(bound, origin[1] + (cj + r + 1) * size - py)
+    if ck - r > 0:
+        bound = min(bound, pz - (origin[2] + (ck - r) * size))
+    if ck + r < nz - 1:
+        bound = min(bound, origin[2] + (ck + r + 1) * size - pz)
+    return bound
+
+
+@njit(cache=True, nogil=True)
 def _query(points, a, b, c, origin, cell, dims, starts, items, rings, limit, out):
     """out[q]: the distance from points[q] to the nearest triangle (`limit` where none is
     nearer), or -1 where that is not settled within `rings` rings of cells (`_query_far` then
     settles it)."""
     nx, ny, nz = dims[0], dims[1], dims[2]
     for q in range(points.shape[0]):
-        px, py, pz = float(points[q, 0]), float(points[q, 1]), float(points[q, 2])
-        ci = min(max(int(math.floor((px - origin[0]) / cell)), 0), nx - 1)
-        cj = min(max(int(math.floor((py - origin[1]) / cell)), 0), ny - 1)
-        ck = min(max(int(math.floor((pz - origin[2]) / cell)), 0), nz - 1)
+        px, py, pz, ci, cj, ck = _point_and_cell(points, q, origin, cell, nx, ny, nz)
         best = limit * limit  # nothing farther is looked at
         r = 0
         while True:
@@ -175,20 +203,7 @@ def _query(points, a, b, c, origin, cell, dims, starts, items, rings, limit, out
                             d = _distance_sq(px, py, pz, a, b, c, items[s])
                             if d < best:
                                 best = d
-            # every cell not opened yet lies beyond one face of the cube of rings 0..r
-            bound = math.inf
-            if ci - r > 0:
-                bound = min(bound, px - (origin[0] + (ci - r) * cell))
-            if ci + r < nx - 1:
-                bound = min(bound, origin[0] + (ci + r + 1) * cell - px)
-            if cj - r > 0:
-                bound = min(bound, py - (origin[1] + (cj - r) * cell))
-            if cj + r < ny - 1:
-                bound = min(bound, origin[1] + (cj + r + 1) * cell - py)
-            if ck - r > 0:
-                bound = min(bound, pz - (origin[2] + (ck - r) * cell))
-            if ck + r < nz - 1:
-                bound = min(bound, origin[2] + (ck + r + 1) * cell - pz)
+            bound = _unopened(px, py, pz, origin, cell, ci, cj, ck, r, nx, ny, nz)
             if bound == math.inf or bound * bound >= best:
                 out[q] = math.sqrt(best)
                 break
@@ -207,10 +222,7 @@ def _query_far(points, a, b, c, origin, cell, dims, starts, items, blocks, limit
     bx, by, bz = blocks.shape
     side = BLOCK * cell
     for q in range(points.shape[0]):
-        px, py, pz = float(points[q, 0]), float(points[q, 1]), float(points[q, 2])
-        ci = min(max(int(math.floor((px - origin[0]) / side)), 0), bx - 1)
-        cj = min(max(int(math.floor((py - origin[1]) / side)), 0), by - 1)
-        ck = min(max(int(math.floor((pz - origin[2]) / side)), 0), bz - 1)
+        px, py, pz, ci, cj, ck = _point_and_cell(points, q, origin, side, bx, by, bz)
         best = limit * limit  # nothing farther is looked at
         r = 0
         while True:
@@ -255,19 +267,7 @@ def _query_far(points, a, b, c, origin, cell, dims, starts, items, blocks, limit
                                         d = _distance_sq(px, py, pz, a, b, c, items[s])
                                         if d < best:
                                             best = d
-            bound = math.inf
-            if ci - r > 0:
-                bound = min(bound, px - (origin[0] + (ci - r) * side))
-            if ci + r < bx - 1:
-                bound = min(bound, origin[0] + (ci + r + 1) * side - px)
-            if cj - r > 0:
-                bound = min(bound, py - (origin[1] + (cj - r) * side))
-            if cj + r < by - 1:
-                bound = min(bound, origin[1] + (cj + r + 1) * side - py)
-            if ck - r > 0:
-                bound = min(bound, pz - (origin[2] + (ck - r) * side))
-            if ck + r < bz - 1:
-                bound = min(bound, origin[2] + (ck + r + 1) * side - pz)
+            bound = _unopened(px, py, pz, origin, side, ci, cj, ck, r, bx, by, bz)
             if bound == math.inf or bound * bound >= best:
                 break
             r += 1
