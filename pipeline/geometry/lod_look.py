@@ -42,7 +42,7 @@ from .bake import HighSurface, LevelBake, bake_level, with_baked_normals
 from .lod import (SCREEN_HEIGHT_PX, LodBudget, LodChain, LodLevel, behind_the_search, build_lod_chain, model_size,
                   one_blas_thread)
 from .model import Model
-from .render import Frame, camera_basis, render_variants, sheet
+from .render import Frame, fit_frame, render_variants, sheet
 
 VIEW = (30.0, 15.0)  # yaw, pitch: the three-quarter camera of Kiln's side-by-side sheets
 # A bake ships only when it lowers the level's shading difference by at least this share: a map
@@ -95,14 +95,7 @@ def switch_view(source: Model, screen_size: float, *, screen_height_px: int = SC
     projection from the three-quarter camera framed the 500K bench sphere in 1,520 px squares, with
     twice the pixels its 1,080 px silhouette needs, rendered and compared for nothing)."""
     pixel = model_size(source) / (screen_size * screen_height_px)
-    right_axis, up_axis, _ = camera_basis(yaw_deg, pitch_deg)
-    xs, ys = zip(*[(p.positions.astype(np.float64) @ right_axis, p.positions.astype(np.float64) @ up_axis)
-                   for p in source.primitives if p.triangle_count])
-    lo_x, hi_x = min(x.min() for x in xs), max(x.max() for x in xs)
-    lo_y, hi_y = min(y.min() for y in ys), max(y.max() for y in ys)
-    half_w, half_h = max(hi_x - lo_x, 1e-9) * 0.52, max(hi_y - lo_y, 1e-9) * 0.52
-    left, right, bottom, top = (lo_x + hi_x) / 2 - half_w, (lo_x + hi_x) / 2 + half_w, \
-        (lo_y + hi_y) / 2 - half_h, (lo_y + hi_y) / 2 + half_h
+    left, right, bottom, top = fit_frame(source, yaw_deg, pitch_deg, margin=0.04, aspect=None, around="vertices")
     width = max(1, math.ceil((right - left) / pixel))
     height = max(1, math.ceil((top - bottom) / pixel))
     cx, cy = (left + right) / 2, (bottom + top) / 2
@@ -276,10 +269,11 @@ class _Looks:
         """The work on the source alone: its ray-tracing surface (built once for every level baked)
         and its renders at the `references` switch sizes, ahead of the levels (a size no level comes
         for is work lost, not a wrong result). `build_and_judge` starts it once the search's own
-        first needs are met (`build_lod_chain`'s on_start), not at once: embree's mesh is built
-        holding the GIL (~0.25 s for 500K triangles), and two renders besides would have held up
-        the search's start and its measuring surface. Runs once; the first level starts it if
-        nothing did."""
+        first needs are met (`build_lod_chain`'s on_start), not at once: measured in stop 25, the
+        ray surface and two renders besides held up the search's start and its measuring surface
+        (embreex then built its mesh holding the GIL; `raycast` no longer does, and these threads
+        are niced, but the source's measuring surface still comes first). Runs once; the first
+        level starts it if nothing did."""
         with self._starting:
             if self.references is not None:
                 return

@@ -35,28 +35,37 @@ def camera_basis(yaw_deg: float, pitch_deg: float) -> tuple[np.ndarray, np.ndarr
 
 
 def fit_frame(model: Model, yaw_deg: float = 0.0, pitch_deg: float = 0.0, margin: float = 0.06,
-              aspect: float = 1.0, turntable: bool = False) -> Frame:
-    """An orthographic frame around the model's bounding box as seen from this camera.
+              aspect: float | None = 1.0, turntable: bool = False, around: str = "box") -> Frame:
+    """An orthographic frame around the model as seen from this camera: around its bounding box's
+    projected corners (`around="box"`) or its projected vertices (`"vertices"`: the silhouette's
+    extent, tighter from an oblique camera), `margin` wider on each side, padded to `aspect`
+    (width / height; None keeps the model's own).
 
     With `turntable`, the frame depends only on the bounding box (not on the angle), so renders
     from several angles share one scale, as a turnaround sheet should.
     """
     lo, hi = (b.astype(np.float64) for b in model.bounds())
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    right, up, _ = camera_basis(yaw_deg, pitch_deg)
     if turntable:
         centre = (lo + hi) / 2
         radius = max(float(np.linalg.norm(hi - lo)) / 2, 1e-6)
-        right, up, _ = camera_basis(yaw_deg, pitch_deg)
         cx, cy = centre @ right, centre @ up
         half_w = half_h = radius
     else:
-        right, up, _ = camera_basis(yaw_deg, pitch_deg)
-        sx, sy = corners @ right, corners @ up
-        cx, cy = (sx.min() + sx.max()) / 2, (sy.min() + sy.max()) / 2
-        half_w = max((sx.max() - sx.min()) / 2, 1e-6)
-        half_h = max((sy.max() - sy.min()) / 2, 1e-6)
+        if around == "vertices":
+            points = [p.positions.astype(np.float64) for p in model.primitives if p.triangle_count]
+        else:
+            points = [np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])]
+        sx, sy = [q @ right for q in points], [q @ up for q in points]
+        lo_x, hi_x = min(x.min() for x in sx), max(x.max() for x in sx)
+        lo_y, hi_y = min(y.min() for y in sy), max(y.max() for y in sy)
+        cx, cy = (lo_x + hi_x) / 2, (lo_y + hi_y) / 2
+        half_w = max((hi_x - lo_x) / 2, 1e-6)
+        half_h = max((hi_y - lo_y) / 2, 1e-6)
     half_w, half_h = half_w * (1 + margin), half_h * (1 + margin)
-    if half_w / half_h < aspect:
+    if aspect is None:
+        pass
+    elif half_w / half_h < aspect:
         half_w = half_h * aspect
     else:
         half_h = half_w / aspect
