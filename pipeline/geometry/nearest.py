@@ -310,6 +310,13 @@ class TriangleGrid:
         if len(self.a) == 0:
             out[:] = limit
             return out
+        # Queried in cell order, answered in the caller's: neighbouring queries then read the same
+        # cells and triangles from cache. Samples drawn at random over a surface, against the 500K
+        # bench sphere's grid (18 MB of triangles, beyond L2): 53 -> 31 ms for 20K points on a
+        # 240K-triangle level, 97 -> 57 ms on an 8K one (points farther off, more cells each).
+        cells = np.clip(((points - self.origin) / self.cell).astype(np.int64), 0, self.dims - 1)
+        order = np.argsort((cells[:, 0] * self.dims[1] + cells[:, 1]) * self.dims[2] + cells[:, 2])
+        points = points[order]
         _query(points, self.a, self.b, self.c, self.origin, self.cell, self.dims, self.starts, self.items, RINGS, limit, out)
         far = np.flatnonzero(out < 0)
         if len(far):
@@ -322,4 +329,6 @@ class TriangleGrid:
             _query_far(points[far], self.a, self.b, self.c, self.origin, self.cell, self.dims, self.starts,
                        self.items, self._blocks, limit, part)
             out[far] = part
-        return out
+        unsorted = np.empty_like(out)
+        unsorted[order] = out
+        return unsorted
