@@ -366,11 +366,56 @@ def test_the_next_count_follows_the_levels_own_measurements():
     assert _next_count([(1000, 3.2e-3), (2000, 0.1e-3)], 1e-3) == pytest.approx(2000 * (0.1 / AIM) ** 0.5)
 
 
+def _scripted_lod0(monkeypatch, errors):
+    """LOD0's search over a fake 1,000,000-triangle source whose error at each count (as a fraction
+    of the source) comes from `errors` (fraction -> error in bounds): which counts it tried, from
+    where (the source or a candidate) and what it kept."""
+    from concurrent.futures import Future
+
+    from pipeline.geometry import lod
+
+    total, bound, calls = 1_000_000, 1e-3, []
+
+    def reduce(sources, base, start, target, **_):
+        calls.append((target, start[0][0] if len(start[0]) else None))
+        return lod._Candidate([np.full(3, target, np.uint32)], target, 0.0, "attribute")
+
+    class Meter:
+        def measure(self, sources, cand, limit):
+            cand.error_m = errors(cand.triangles / total) * bound
+
+    monkeypatch.setattr(lod, "_reduce", reduce)
+    meter = Future()
+    meter.set_result(Meter())
+    source = lod._Candidate([np.zeros(3, np.uint32)], total, 0.0, "source")
+    best, tried = lod._search_level([None], source.indices, source, level=0, bound=bound, ceiling=20_000,
+                                    most=total, allow_sloppy=False, meter=meter,
+                                    seconds={"simplify": 0.0, "measure": 0.0})
+    return best.triangles, calls, [round(e / bound, 3) for _, e in tried]
+
+
+def test_lod0_starts_at_a_guess_kept_only_near_the_bound(monkeypatch):
+    from pipeline.geometry.lod import AIM, LOD0_EXPONENT, LOD0_FIRST
+
+    first = int(LOD0_FIRST * 1_000_000)
+    # near the bound (>= AIM): the guess is LOD0, one try
+    kept, calls, errors = _scripted_lod0(monkeypatch, lambda f: 0.9)
+    assert kept == first and calls == [(first, 0)] and errors == [0.9]
+    # under AIM, on a flat curve (the 1M bench sphere): on at half, reduced from the guess (index
+    # value `first` marks the guess's indices, 0 the source's), kept when within the bound
+    kept, calls, _ = _scripted_lod0(monkeypatch, lambda f: 0.78 if f >= LOD0_FIRST else 0.95)
+    assert kept == first // 2 and calls == [(first, 0), (first // 2, first)]
+    # a guess just over the bound: the next try from the source, aimed with LOD0's exponent (the
+    # error falls slowly near the source's density: 1 / count would aim ~1.18x, ~1.0x again)
+    kept, calls, errors = _scripted_lod0(monkeypatch, lambda f: 1.0005 if f <= LOD0_FIRST else 0.83)
+    assert calls[1] == (int(first * (1.0005 / AIM) ** (1 / LOD0_EXPONENT)), 0) and kept == calls[1][0]
+
+
 def test_a_source_under_the_ceiling_that_cannot_be_cheaper_costs_two_tries(monkeypatch):
-    # LOD0 tries the source itself (within the ceiling), then a quarter of it; that fails past the
+    # LOD0 tries the source itself (within the ceiling), then LOD0_FIRST of it; that fails past the
     # measuring limit (a bumpy sphere at a full-screen pixel), which is far enough: no bisection.
-    # A limit of 2 bounds: the recorded error alone (2 bounds at a quarter of the count) would not
-    # put the source's count over the bound, so only the limit stops the search here.
+    # A limit of 2 bounds: the recorded error alone (2 bounds at 0.4 of the count) would not put
+    # the source's count over the bound, so only the limit stops the search here.
     from pipeline.geometry import lod
 
     monkeypatch.setattr(lod, "MEASURE_LIMIT", 2.0)

@@ -595,10 +595,17 @@ class _Candidate:
 # - stop when a candidate lands in [GOOD_ENOUGH, 1] x bound: a few percent fewer triangles are
 #   not worth another simplify + measure;
 # - where a failure and a success bracket the bound, bisect (error can jump where a part collapses);
-# - at most MAX_TRIES candidates per level (each costs a simplification and a measurement).
+# - at most MAX_TRIES candidates per level (each costs a simplification and a measurement);
+# - LOD0 starts blind, nothing measured yet (`_first_count`: LOD0_FIRST of the source). That guess
+#   is kept only from AIM x bound; under it, LOD0 goes on at half the count or less, reduced from
+#   the guess (a cascade, cheap). Its next counts assume error ~ count^-LOD0_EXPONENT until two
+#   measurements give the mesh's own: near the source's density the max error falls slowly
+#   (exponents 0.2-0.95 between a quarter and half of the source, measured on the 500K and 1M
+#   bench spheres and the 200K Step1X mesh), so 1 / count aimed too close after a failure.
 AIM = 0.85
 GOOD_ENOUGH = 0.6
-LOD0_FIRST = 0.25  # LOD0's first try, as a fraction of the source's triangles (at least; `_first_count`)
+LOD0_FIRST = 0.4  # LOD0's first try, as a fraction of the source's triangles (at least; `_first_count`)
+LOD0_EXPONENT = 0.5
 MAX_TRIES = 4
 # A candidate's distances are measured exactly up to this many times its bound; farther ones are
 # recorded at that limit. The search needs no more (such a candidate is far off, the next count is
@@ -609,13 +616,12 @@ MEASURE_LIMIT = 4.0
 BRACKET = 1.25  # stop bisecting once the cheapest success is within 25% of the richest failure
 
 
-def _next_count(points: list[tuple[int, float]], bound: float) -> float:
+def _next_count(points: list[tuple[int, float]], bound: float, k: float = 1.0) -> float:
     """The count whose error should be AIM * bound, from the last measured (count, error): error
     ~ count^-k, with k from the last two measurements of different counts (clamped to [0.5, 2],
-    as the sampled max is noisy), else k = 1. A measurement at MEASURE_LIMIT is a lower bound,
-    kept out of the fit."""
+    as the sampled max is noisy), else the `k` given. A measurement at MEASURE_LIMIT is a lower
+    bound, kept out of the fit."""
     n, e = points[-1]
-    k = 1.0
     for m, f in reversed(points[:-1]):
         if m != n and 0 < e < MEASURE_LIMIT * bound and 0 < f < MEASURE_LIMIT * bound:
             k = min(max(math.log(f / e) / math.log(n / m), 0.5), 2.0)
@@ -628,11 +634,14 @@ def _first_count(previous: _Candidate, bound: float, ceiling: int) -> float:
     falls with its count (the ceiling would be a wasted try when the mesh is harder than the
     budget assumed). LOD0, where nothing is known yet: the ceiling, but at least LOD0_FIRST of the
     source. One pixel with the model filling the screen is a strict bound: the dense meshes
-    measured kept 30-69% of their triangles at LOD0 (the 200K Step1X mesh, the 500K and 1M bench
+    measured kept 25-60% of their triangles at LOD0 (the 200K Step1X mesh, the 500K and 1M bench
     spheres, every category), so a try at a 20K ceiling failed at 8-22x the bound and cost the most
     of any simplification (0.45-0.6 s for 500K triangles: the more a reduction removes, the longer
     it takes). A try near the answer is cheaper and aims the next one better: over those 12
-    chains the search's time fell from 24.5 to 15.9 s, with the same LOD0 triangles in sum."""
+    chains the search's time fell from 24.5 to 15.9 s, with the same LOD0 triangles in sum. At a
+    quarter of the source, the first try failed on 7 of those 12 chains, each failure costing the
+    500K sphere 0.35-0.42 s of reduction; at 0.4 it is kept on 6 (the others go on from it or from
+    the source), and the 12 LOD0s hold 2.32M triangles instead of 2.42M."""
     if previous.error_m > 0:
         return max(previous.triangles * previous.error_m / (AIM * bound), previous.triangles / 8)
     return max(ceiling, LOD0_FIRST * previous.triangles)
@@ -697,6 +706,8 @@ def _search_level(sources: list[_Source], base: list[np.ndarray], previous: _Can
     best: _Candidate | None = None
     failed, failed_error = 0, 0.0  # the largest count that measured over the bound, and its error
     tried: list[tuple[int, float]] = []
+    blind = previous.error_m == 0  # LOD0: the first try is a guess (`_first_count`), not aimed
+    prior = LOD0_EXPONENT if blind else 1.0
     for _ in range(MAX_TRIES):
         # going cheaper than an accepted candidate continues from it (the cascade, fewer triangles
         # to process); going richer starts over from the level before
@@ -718,7 +729,7 @@ def _search_level(sources: list[_Source], base: list[np.ndarray], previous: _Can
         if cand.error_m <= bound:
             if best is None or cand.triangles < best.triangles:
                 best = cand
-            if cand.error_m >= GOOD_ENOUGH * bound:
+            if cand.error_m >= (AIM if blind and len(tried) == 1 else GOOD_ENOUGH) * bound:
                 break
         elif cand.triangles > failed:
             failed, failed_error = cand.triangles, cand.error_m
@@ -737,11 +748,13 @@ def _search_level(sources: list[_Source], base: list[np.ndarray], previous: _Can
                 break
             nxt = math.sqrt(best.triangles * failed)
         elif best is not None:
-            nxt = max(_next_count(tried, bound), best.triangles / 4, 4)
+            nxt = max(_next_count(tried, bound, prior), best.triangles / 4, 4)
+            if blind and len(tried) == 1:
+                nxt = min(nxt, best.triangles / 2)
         else:
             if cand.triangles >= most:
                 break
-            nxt = min(_next_count(tried, bound), most)
+            nxt = min(_next_count(tried, bound, prior), most)
         nxt = int(nxt)
         if any(abs(nxt - t) <= 0.05 * t for t, _ in tried):
             break
