@@ -114,6 +114,9 @@ def test_real_asset_levels_stay_within_a_pixel_and_bakes_ship_only_where_they_he
     assert used >= 1, [lod.look.reason for lod in chain]
     strip = look_strip(chain)
     assert strip.size[0] > 2 * 128 * (len(chain) - 1)  # LOD0 is the source itself here: not rendered
+    # a chain of the source alone says so instead of an empty sliver
+    alone = look_strip(chain[:1])
+    assert alone.size[0] >= 4 * 128 and np.asarray(alone.convert("L")).max() > 200  # its line of text
     assert_khronos_valid(tmp_path, {"step1x": chain})
 
 

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from .bake import HighSurface, LevelBake, bake_level, with_baked_normals
 from .lod import (SCREEN_HEIGHT_PX, LodBudget, LodChain, LodLevel, behind_the_search, build_lod_chain, model_size,
@@ -390,4 +390,9 @@ def look_strip(chain: list[LodLevel], *, cell: int = 128) -> Image.Image:
                 factor = cell // side
                 image = image.resize((image.size[0] * factor, image.size[1] * factor), Image.Resampling.NEAREST)
             cells.append((label, image))
+    if not cells:  # every level is the source's own geometry (a chain that stopped at LOD0)
+        note = Image.new("RGB", (4 * cell, 32), (72, 72, 76))
+        ImageDraw.Draw(note).text((8, 10), "no reduced level: LOD0 is the source itself, nothing to compare",
+                                  fill=(235, 235, 235))
+        return note
     return sheet(cells, cell, "each level beside the source at its switch size (1080p)")
