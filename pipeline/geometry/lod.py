@@ -198,14 +198,19 @@ class Surface:
     source against each candidate level)."""
 
     def __init__(self, model: Model):
+        from .nearest import triangle_parts  # numba: imported by the processes that measure, not by every step
+
         prims = [p for p in model.primitives if p.triangle_count]
-        t = np.concatenate([p.positions[p.triangles] for p in prims]).astype(np.float32) if prims \
-            else np.zeros((0, 3, 3), np.float32)
-        self.a = np.ascontiguousarray(t[:, 0])
-        self.e1 = np.ascontiguousarray(t[:, 1] - t[:, 0])
-        self.e2 = np.ascontiguousarray(t[:, 2] - t[:, 0])
-        self.areas = 0.5 * np.linalg.norm(np.cross(self.e1, self.e2), axis=1).astype(np.float64)
-        self._corners = t
+        n = sum(p.triangle_count for p in prims)
+        self.a, self._b, self._c, self.e1, self.e2 = (np.empty((n, 3), np.float32) for _ in range(5))
+        self.areas = np.empty(n, np.float64)
+        start = 0
+        for p in prims:
+            end = start + p.triangle_count
+            triangle_parts(np.ascontiguousarray(p.positions, np.float32), np.ascontiguousarray(p.triangles),
+                           self.a[start:end], self._b[start:end], self._c[start:end], self.e1[start:end],
+                           self.e2[start:end], self.areas[start:end])
+            start = end
         self._grid: TriangleGrid | None = None
 
     def __len__(self) -> int:
@@ -216,7 +221,7 @@ class Surface:
         if self._grid is None:
             from .nearest import TriangleGrid  # numba: imported by the processes that measure, not by every step
 
-            self._grid = TriangleGrid(self._corners[:, 0], self._corners[:, 1], self._corners[:, 2])
+            self._grid = TriangleGrid(self.a, self._b, self._c)
         return self._grid
 
     def sample(self, count: int, seed: int) -> np.ndarray:
