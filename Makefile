@@ -63,7 +63,7 @@ chaos: install
 	$(BIN)/python -m tests.chaos --assets 120 --faults 14 --seed 11
 
 # every shared concept image and turnaround through reconstruction and the LOD chain; every real GLB,
-# image, turnaround and sample baked and rendered at its switch sizes (outline < 1 px) (~4 min)
+# image, turnaround and sample baked and rendered at its switch sizes (outline < 1 px) (~20 s)
 test-lod-sweep: test-deps
 	$(BIN)/pytest -m sweep tests/test_lod_sweep.py
 
