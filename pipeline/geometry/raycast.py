@@ -95,10 +95,10 @@ def _cast(scene, origins, directions, tfar, prim, t, u, v):
         ray[0], ray[1], ray[2], ray[3] = origins[i, 0], origins[i, 1], origins[i, 2], 0.0
         ray[4], ray[5], ray[6], ray[7] = directions[i, 0], directions[i, 1], directions[i, 2], 0.0
         ray[8] = tfar[i]
-        bits[9], bits[10], bits[11] = 0xFFFFFFFF, 0, 0
-        bits[17], bits[18], bits[19], bits[20] = 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF
+        bits[9], bits[10], bits[11] = 0xFFFFFFFF, 0, 0  # mask: every geometry
+        bits[17], bits[18], bits[19], bits[20] = _INVALID_ID, _INVALID_ID, _INVALID_ID, _INVALID_ID
         _intersect1(scene, address, 0)
-        if bits[18] == 0xFFFFFFFF:
+        if bits[18] == _INVALID_ID:
             prim[i] = -1
         else:
             prim[i], t[i], u[i], v[i] = bits[17], ray[8], ray[15], ray[16]
